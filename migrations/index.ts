@@ -1,0 +1,8 @@
+// The ordered list of migrations. Listing them here (instead of letting knex scan the folder) makes
+// the same code load them under tsx, in the Docker image and in tests.
+import type { Knex } from 'knex';
+import * as initial from './20261123000000_initial.js';
+
+export const migrations: Record<string, Knex.Migration> = {
+  '20261123000000_initial': initial,
+};

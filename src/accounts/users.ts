@@ -1,0 +1,113 @@
+// Users: people who sign in. The id is the OIDC subject. Email addresses are unique case-insensitively.
+import { z } from 'zod';
+import type { Db } from '../db/index.js';
+import { DomainError, isUniqueViolation } from '../errors.js';
+import { findCustomerByNumber, parseOrThrow, type Customer } from './customers.js';
+import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
+
+export type Role = 'admin' | 'user';
+export type UserStatus = 'active' | 'invited' | 'disabled';
+
+export interface User {
+  id: string;
+  customer_id: string;
+  email: string;
+  name: string;
+  role: Role;
+  is_owner: boolean;
+  status: UserStatus;
+  email_verified: boolean;
+  locale: string;
+  password_hash: string | null;
+  google_email: string | null;
+  google_subject: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface UserWithCustomer extends User {
+  customer_number: string;
+}
+
+export const emailSchema = z
+  .string()
+  .trim()
+  .max(254, 'The email address is too long.')
+  .pipe(z.email('This is not a valid email address.'))
+  .transform((e) => e.toLowerCase());
+
+export interface CreateUserInput {
+  customerNumber: string;
+  email: string;
+  name: string;
+  role?: Role;
+  owner?: boolean;
+  googleEmail?: string | undefined;
+  password?: string | undefined;
+}
+
+export async function createUser(db: Db, hasher: PasswordHasher, input: CreateUserInput): Promise<{ user: User; customer: Customer }> {
+  const email = parseOrThrow(emailSchema, input.email, 'invalid_email');
+  const name = parseOrThrow(z.string().trim().min(1, 'A name is required.').max(200, 'The name is too long.'), input.name, 'invalid_name');
+  const role = parseOrThrow(z.enum(['admin', 'user'], 'The role must be admin or user.'), input.role ?? 'user', 'invalid_role');
+  const googleEmail = input.googleEmail === undefined ? null : parseOrThrow(emailSchema, input.googleEmail, 'invalid_google_email');
+  if (input.owner && role !== 'admin') throw new DomainError('invalid_role', 'The owner of a customer must have the admin role.');
+  if (input.password !== undefined) assertAcceptablePassword(input.password, { email, name });
+
+  const customer = await findCustomerByNumber(db, input.customerNumber);
+  if (!customer) throw new DomainError('unknown_customer', `No customer with number ${input.customerNumber}.`, 404);
+  const passwordHash = input.password === undefined ? null : await hasher.hash(input.password);
+  try {
+    const [user] = await db<User>('users')
+      .insert({
+        customer_id: customer.id,
+        email,
+        name,
+        role,
+        is_owner: Boolean(input.owner),
+        google_email: googleEmail,
+        password_hash: passwordHash,
+        // A user created with a password by an operator is active at once; otherwise the invitation activates it.
+        status: passwordHash ? 'active' : 'invited',
+        email_verified: false,
+      })
+      .returning('*');
+    return { user: user!, customer };
+  } catch (error) {
+    if (isUniqueViolation(error, 'users_email_unique')) throw new DomainError('email_taken', `A user with email ${email} already exists.`, 409);
+    if (isUniqueViolation(error, 'users_one_owner_per_customer')) {
+      throw new DomainError('owner_exists', `Customer ${customer.customer_number} already has an owner.`, 409);
+    }
+    throw error;
+  }
+}
+
+function withCustomer(db: Db) {
+  return db<UserWithCustomer>('users')
+    .join('customers', 'customers.id', 'users.customer_id')
+    .select('users.*', 'customers.customer_number');
+}
+
+export async function findUserById(db: Db, id: string): Promise<UserWithCustomer | undefined> {
+  if (!z.uuid().safeParse(id).success) return undefined;
+  return withCustomer(db).where('users.id', id).first();
+}
+
+export async function findUserByEmail(db: Db, email: string): Promise<UserWithCustomer | undefined> {
+  return withCustomer(db).whereRaw('lower(users.email) = ?', [email.trim().toLowerCase()]).first();
+}
+
+/**
+ * Resolves what a person typed into "Email address or customer number": an address finds that user,
+ * a customer number finds the customer's owner.
+ */
+export async function findUserByLogin(db: Db, identifier: string): Promise<UserWithCustomer | undefined> {
+  const value = identifier.trim();
+  if (value.includes('@')) return findUserByEmail(db, value);
+  if (!/^\d{4,12}$/.test(value)) return undefined;
+  return withCustomer(db).where({ 'customers.customer_number': value, 'users.is_owner': true }).first();
+}
+
+export async function setPasswordHash(db: Db, userId: string, passwordHash: string): Promise<void> {
+  await db('users').where({ id: userId }).update({ password_hash: passwordHash, updated_at: db.fn.now() });
+}

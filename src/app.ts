@@ -1,0 +1,139 @@
+// Builds the whole service: database, migrations, keys, oidc-provider and the Koa app around it.
+// Used by main.ts (the server) and by the tests, which start it on an ephemeral port.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import Koa, { type Context } from 'koa';
+import compose from 'koa-compose';
+import type Provider from 'oidc-provider';
+import type { Config } from './config.js';
+import { createDb, migrateLatest, type Db } from './db/index.js';
+import { errorHandler } from './http/errors.js';
+import { createLogger, type Logger } from './log.js';
+import { loginRoutes } from './login/routes.js';
+import { deleteExpiredPayloads } from './oidc/adapter.js';
+import { loadSigningKeys } from './oidc/keys.js';
+import { createProvider } from './oidc/provider.js';
+import { csrf } from './security/csrf.js';
+import { securityHeaders } from './security/headers.js';
+import { createServices, type Services } from './services.js';
+
+const STYLESHEET = readFileSync(new URL('../public/style.css', import.meta.url));
+
+export interface App {
+  koa: Koa;
+  provider: Provider;
+  services: Services;
+}
+
+function operationalRoutes(db: Db): Router {
+  const router = new Router();
+  router.get('/static/style.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = STYLESHEET;
+  });
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    try {
+      await db.raw('select 1');
+      ctx.body = { status: 'ready' };
+    } catch {
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', reason: 'database' };
+    }
+  });
+  return router;
+}
+
+/** Creates the Koa app: our pages first (when a route of ours matches), oidc-provider for everything else. */
+export async function buildApp(services: Services): Promise<App> {
+  const jwks = await loadSigningKeys(services.db, services.secrets);
+  const provider = createProvider(services, jwks);
+
+  const ours = new Router();
+  ours.use(operationalRoutes(services.db).routes());
+  ours.use(loginRoutes(services, provider).routes());
+
+  const koa = new Koa({ proxy: services.config.trustProxy });
+  koa.keys = services.config.cookieKeys;
+  koa.silent = true; // errors are logged by errorHandler
+
+  const pageStack = [
+    errorHandler(services.log),
+    securityHeaders(),
+    bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }),
+    csrf(services.secrets),
+    ours.routes(),
+  ];
+  const pages = compose(pageStack as compose.Middleware<Context>[]);
+  const providerCallback = provider.callback();
+
+  koa.use(async (ctx) => {
+    const match = ours.match(ctx.path, ctx.method);
+    if (match.route) return pages(ctx);
+    // oidc-provider runs on its own context (its own cookie keys and proxy setting); see STACK-NOTES surprise 3.
+    ctx.respond = false;
+    await providerCallback(ctx.req, ctx.res);
+  });
+  return { koa, provider, services };
+}
+
+export interface RunningServer {
+  url: string;
+  app: App;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Use this database instead of creating one (tests share one PGlite per run). */
+  db?: Db;
+  log?: Logger;
+  /** Called with the bound port before the issuer is needed (port 0 = ephemeral). */
+  issuerForPort?: (port: number) => string;
+}
+
+/** Opens the database, migrates, builds the app and listens. */
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const db = options.db ?? createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir });
+  await migrateLatest(db);
+
+  // Bind first, so an ephemeral port can go into the issuer; Koa composes at callback() time.
+  let handler: http.RequestListener = (_req, res) => {
+    res.statusCode = 503;
+    res.end();
+  };
+  const server = http.createServer((req, res) => handler(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const effective: Config = options.issuerForPort ? { ...config, port, issuer: options.issuerForPort(port) } : config;
+
+  const services = createServices(effective, db, log);
+  const app = await buildApp(services);
+  handler = app.koa.callback();
+
+  const cleanup = setInterval(() => {
+    deleteExpiredPayloads(db).catch((err: unknown) => log.warn({ err }, 'cleanup of expired rows failed'));
+  }, 10 * 60 * 1000);
+  cleanup.unref();
+
+  log.info({ issuer: effective.issuer, port, database: config.databaseUrl ? 'postgresql' : 'pglite' }, 'identity provider listening');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    app,
+    async close() {
+      clearInterval(cleanup);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (!options.db) await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,54 @@
+// The knex instance: PostgreSQL through pg when DATABASE_URL is set, embedded PGlite otherwise.
+import { mkdirSync } from 'node:fs';
+import knexPkg, { type Knex } from 'knex';
+import ClientPgLite from 'knex-pglite';
+import pg from 'pg';
+import { migrations } from '../../migrations/index.js';
+
+export type Db = Knex;
+
+// node-postgres returns int8 (count(*), bigserial) as strings; PGlite returns numbers. Make both numbers:
+// every int8 here (counts, ids, epoch milliseconds) fits in a double.
+pg.types.setTypeParser(20, (value) => Number(value));
+
+export interface DbOptions {
+  databaseUrl?: string | undefined;
+  /** Directory for embedded PGlite, or 'memory'. */
+  pgliteDir?: string;
+}
+
+const migrationSource: Knex.MigrationSource<string> = {
+  getMigrations: async () => Object.keys(migrations).sort(),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => migrations[name]!,
+};
+
+export function createDb(options: DbOptions): Db {
+  if (options.databaseUrl) {
+    return knexPkg.knex({
+      client: 'pg',
+      connection: options.databaseUrl,
+      pool: { min: 0, max: 10 },
+      acquireConnectionTimeout: 10_000,
+      migrations: { migrationSource },
+    });
+  }
+  const dir = options.pgliteDir ?? 'memory';
+  if (dir !== 'memory') mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return knexPkg.knex({
+    client: ClientPgLite as unknown as typeof knexPkg.Client,
+    dialect: 'postgres',
+    connection: dir === 'memory' ? {} : { filename: dir },
+    acquireConnectionTimeout: 30_000,
+    migrations: { migrationSource },
+  });
+}
+
+export function isEmbedded(db: Db): boolean {
+  return db.client.config.client !== 'pg';
+}
+
+export async function migrateLatest(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest()) as [number, string[]];
+  return applied;
+}

@@ -1,0 +1,31 @@
+// A sign-in in progress: one record per oidc-provider interaction, in the database so the next step can
+// run on another instance. It records who has been identified and which factors were passed.
+import type { Db } from '../db/index.js';
+
+export interface FlowState {
+  /** Methods passed so far, as RFC 8176 amr values (pwd, otp, fed, …). */
+  amr: string[];
+}
+
+export interface LoginFlow {
+  id: string;
+  user_id: string | null;
+  state: FlowState;
+  expires_at: Date;
+}
+
+export async function loadFlow(db: Db, interactionUid: string, expiresAt: Date): Promise<LoginFlow> {
+  await db('login_flows')
+    .insert({ id: interactionUid, state: JSON.stringify({ amr: [] }), expires_at: expiresAt })
+    .onConflict('id')
+    .ignore();
+  return (await db<LoginFlow>('login_flows').where({ id: interactionUid }).first())!;
+}
+
+export async function saveFlow(db: Db, flow: LoginFlow): Promise<void> {
+  await db('login_flows').where({ id: flow.id }).update({ user_id: flow.user_id, state: JSON.stringify(flow.state) });
+}
+
+export async function deleteFlow(db: Db, interactionUid: string): Promise<void> {
+  await db('login_flows').where({ id: interactionUid }).delete();
+}
