@@ -52,3 +52,10 @@ export async function migrateLatest(db: Db): Promise<string[]> {
   const [, applied] = (await db.migrate.latest()) as [number, string[]];
   return applied;
 }
+
+/** knex's delete() resolves to a count on pg but to the raw result on PGlite; this reads both. */
+export function affectedRows(result: unknown): number {
+  if (typeof result === 'number') return result;
+  const r = result as { rowCount?: number; affectedRows?: number } | undefined;
+  return r?.rowCount ?? r?.affectedRows ?? 0;
+}

@@ -2,7 +2,7 @@
 // RefreshToken, Interaction, …) lives in `oidc_payloads`; registered clients live in `oidc_clients`.
 // The interface follows oidc-provider's example/my_adapter.js.
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import type { Db } from '../db/index.js';
+import { affectedRows, type Db } from '../db/index.js';
 import type { Secrets } from '../security/crypto.js';
 import { deleteClientRow, findClientMetadata, saveClientMetadata } from './clients.js';
 
@@ -107,7 +107,7 @@ export function adapterFactory(db: Db, secrets: Secrets): (model: string) => Ada
 /** Deletes rows that expired (plus the grace period); run periodically by the server. */
 export async function deleteExpiredPayloads(db: Db): Promise<number> {
   const cutoff = new Date(Date.now() - GRACE_MS);
-  const payloads = await db('oidc_payloads').where('expires_at', '<', cutoff).delete();
-  const flows = await db('login_flows').where('expires_at', '<', cutoff).delete();
+  const payloads = affectedRows(await db('oidc_payloads').where('expires_at', '<', cutoff).delete());
+  const flows = affectedRows(await db('login_flows').where('expires_at', '<', cutoff).delete());
   return payloads + flows;
 }

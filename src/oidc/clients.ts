@@ -1,7 +1,7 @@
 // Registered OIDC clients (relying-party apps). Metadata is stored as oidc-provider expects it; the
 // client secret is encrypted at rest (oidc-provider needs it in clear to check client_secret_* auth).
 import { z } from 'zod';
-import type { Db } from '../db/index.js';
+import { affectedRows, type Db } from '../db/index.js';
 import { DomainError } from '../errors.js';
 import { randomToken, type Secrets } from '../security/crypto.js';
 
@@ -128,7 +128,7 @@ export async function listClients(db: Db): Promise<ClientSummary[]> {
 
 export async function deleteClientRow(db: Db, clientId: string): Promise<boolean> {
   return db.transaction(async (trx) => {
-    const deleted = await trx('oidc_clients').where({ client_id: clientId }).delete();
+    const deleted = affectedRows(await trx('oidc_clients').where({ client_id: clientId }).delete());
     // Codes, tokens and grants issued to the client go with it.
     await trx('oidc_payloads').whereRaw("payload->>'clientId' = ?", [clientId]).delete();
     return deleted > 0;

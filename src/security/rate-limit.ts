@@ -26,7 +26,8 @@ function knexQueryShim(db: Db) {
       (q.values ?? []).forEach((v, i) => (bindings[`p${i + 1}`] = v));
       const sql = q.text.replace(/\$(\d+)/g, (_m, n: string) => `:p${n}`);
       const result = (await db.raw(sql, bindings)) as { rows: unknown[]; rowCount?: number; affectedRows?: number };
-      return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? result.rows.length };
+      // PGlite reports rowCount 0 for SELECT; node-postgres counts rows. Count returned rows first.
+      return { rows: result.rows, rowCount: result.rows.length || result.rowCount || result.affectedRows || 0 };
     },
   };
 }
