@@ -32,8 +32,8 @@ describe('knex adapter contract', () => {
         const payload: AdapterPayload = { jti: 'id-1', kind: model, grantId: 'g-1', exp: 1, extra: { nested: [1, 'two'] } };
         await a.upsert('id-1', payload, 60);
         expect(await a.find('id-1')).to.deep.equal(payload);
-        await a.upsert('id-1', { ...payload, extra: 'changed' }, 60);
-        expect((await a.find('id-1'))!.extra).to.equal('changed');
+        await a.upsert('id-1', { ...payload, extra: { changed: true } }, 60);
+        expect((await a.find('id-1'))!.extra).to.deep.equal({ changed: true });
         await a.consume('id-1');
         const consumed = await a.find('id-1');
         expect(consumed!.consumed).to.be.a('number').and.greaterThan(0);
