@@ -2,7 +2,9 @@
 // the same code load them under tsx, in the Docker image and in tests.
 import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
+import * as emailCodes from './20261123000100_email_codes_trusted_devices.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123000000_initial': initial,
+  '20261123000100_email_codes_trusted_devices': emailCodes,
 };

@@ -3,6 +3,7 @@ import { PasswordHasher } from './accounts/passwords.js';
 import type { Config } from './config.js';
 import type { Db } from './db/index.js';
 import type { Logger } from './log.js';
+import { createMailer, type Mailer } from './mail/mailer.js';
 import { Secrets } from './security/crypto.js';
 import { Limiter } from './security/rate-limit.js';
 
@@ -17,7 +18,14 @@ export interface Services {
     passwordPerIdentifier: Limiter;
     /** Wrong passwords per client IP: 100 an hour (a shared office NAT stays usable). */
     passwordPerIp: Limiter;
+    /** Email codes sent per user: 5 an hour (bounds mail an attacker with the password can trigger). */
+    codeSendPerUser: Limiter;
+    /** "Send a new code": once a minute per user. */
+    codeResendPerUser: Limiter;
+    /** Wrong email codes per user across sign-ins: 20 an hour (each code also locks after 5). */
+    codeGuessPerUser: Limiter;
   };
+  mailer: Mailer;
 }
 
 export function createServices(config: Config, db: Db, log: Logger): Services {
@@ -30,6 +38,10 @@ export function createServices(config: Config, db: Db, log: Logger): Services {
     limits: {
       passwordPerIdentifier: new Limiter(db, 'pwd-id', { points: 10, duration: 15 * 60, blockDuration: 15 * 60 }),
       passwordPerIp: new Limiter(db, 'pwd-ip', { points: 100, duration: 60 * 60, blockDuration: 15 * 60 }),
+      codeSendPerUser: new Limiter(db, 'code-send', { points: 5, duration: 60 * 60 }),
+      codeResendPerUser: new Limiter(db, 'code-resend', { points: 1, duration: 60 }),
+      codeGuessPerUser: new Limiter(db, 'code-guess', { points: 20, duration: 60 * 60 }),
     },
+    mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log }),
   };
 }

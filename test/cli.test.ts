@@ -153,7 +153,7 @@ describe('the idp command on embedded PGlite (separate processes)', function () 
   it('works with no server running: JSON on stdout, errors on stderr with a non-zero exit', async () => {
     const migrate = await idp(['migrate'], env());
     expect(migrate.code, migrate.stderr).to.equal(0);
-    expect(JSON.parse(migrate.stdout).applied).to.deep.equal(['20261123000000_initial']);
+    expect(JSON.parse(migrate.stdout).applied).to.include('20261123000000_initial');
     const customer = await idp(['customer', 'create', '--name', 'Solo', '--customer-number', '3100'], env());
     expect(JSON.parse(customer.stdout)).to.include({ customer_number: '3100' });
     const bad = await idp(['client', 'create', '--name', 'x', '--redirect-uri', 'ftp://x'], env());

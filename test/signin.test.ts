@@ -4,7 +4,7 @@ import argon2 from 'argon2';
 import { Browser, csrfToken, formAction, inputValue } from './support/browser.js';
 import { resetData, testEnv } from './support/env.js';
 import { makeClient, makeUser, PASSWORD, REDIRECT_URI } from './support/fixtures.js';
-import { openSignIn, relyingParty, signInAndGetTokens, submitPassword } from './support/rp.js';
+import { completeSignIn, openSignIn, relyingParty, signInAndGetTokens, submitPassword } from './support/rp.js';
 
 const INVALID = 'The email address, customer number or password is not correct.';
 
@@ -19,13 +19,14 @@ describe('password sign-in (authorization code + PKCE, openid-client as the rely
     expect(claims.sub).to.equal(user.id);
     expect(claims.sub).not.to.include('@');
     expect(claims.iss).to.equal(testEnv().url);
-    expect(claims.amr).to.deep.equal(['pwd']);
-    expect(claims.acr).to.equal('urn:telephony-idp:acr:1fa');
+    expect(claims.amr).to.deep.equal(['pwd', 'mca', 'mfa']);
+    expect(claims.acr).to.equal('urn:telephony-idp:acr:2fa');
     expect(claims.auth_time).to.be.a('number');
     expect(tokens.refresh_token, 'no offline_access requested').to.equal(undefined);
 
     const info = await oidc.fetchUserInfo(rp.config, tokens.access_token, user.id);
-    expect(info).to.include({ sub: user.id, email: 'jane.doe@example.com', email_verified: false, name: user.name });
+    // The email code proved control of the mailbox.
+    expect(info).to.include({ sub: user.id, email: 'jane.doe@example.com', email_verified: true, name: user.name });
     expect(info).not.to.have.property('customer_number');
 
     const events = await testEnv().db('audit_events').where({ user_id: user.id, type: 'login.succeeded' });
@@ -47,7 +48,7 @@ describe('password sign-in (authorization code + PKCE, openid-client as the rely
   it('signs in the owner with the customer number and grants the customer scope claims', async () => {
     const { user, customer } = await makeUser({ owner: true, customerNumber: '4711001' });
     const rp = await relyingParty(await makeClient());
-    const { tokens } = await signInAndGetTokens(rp, customer.customer_number, PASSWORD, { scope: 'openid customer' });
+    const { tokens } = await signInAndGetTokens(rp, customer.customer_number, PASSWORD, { scope: 'openid customer' }, undefined, { email: user.email });
     expect(tokens.claims()!.sub).to.equal(user.id);
     const info = await oidc.fetchUserInfo(rp.config, tokens.access_token, user.id);
     expect(info).to.include({ customer_number: '4711001', role: 'admin' });
@@ -213,7 +214,7 @@ describe('password sign-in (authorization code + PKCE, openid-client as the rely
       const rp = await relyingParty(await makeClient());
       const browser = new Browser();
       const page = await openSignIn(browser, (await rp.authorize()).url);
-      const first = await submitPassword(browser, page, 'twice@example.com', PASSWORD);
+      const first = await completeSignIn(browser, page, 'twice@example.com', PASSWORD);
       expect(first.url).to.match(/^http:\/\/127\.0\.0\.1:9\/cb\?code=/);
       const again = await submitPassword(browser, page, 'twice@example.com', PASSWORD);
       expect(again.status).to.equal(400);

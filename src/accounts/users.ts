@@ -111,3 +111,8 @@ export async function findUserByLogin(db: Db, identifier: string): Promise<UserW
 export async function setPasswordHash(db: Db, userId: string, passwordHash: string): Promise<void> {
   await db('users').where({ id: userId }).update({ password_hash: passwordHash, updated_at: db.fn.now() });
 }
+
+/** A correct email code proves the user controls the mailbox. */
+export async function markEmailVerified(db: Db, userId: string): Promise<void> {
+  await db('users').where({ id: userId, email_verified: false }).update({ email_verified: true, updated_at: db.fn.now() });
+}

@@ -3,8 +3,13 @@
 import type { Db } from '../db/index.js';
 
 export interface FlowState {
-  /** Methods passed so far, as RFC 8176 amr values (pwd, otp, fed, …). */
+  /** Methods passed so far, as RFC 8176 amr values (pwd, mca, otp, fed, …). */
   amr: string[];
+  /** Set once the user is identified: whether this browser is one the user trusts. */
+  trustEvaluated?: boolean;
+  trustedDeviceId?: string;
+  /** The trust question was answered (yes or no). */
+  trustAnswered?: boolean;
 }
 
 export interface LoginFlow {
@@ -28,4 +33,5 @@ export async function saveFlow(db: Db, flow: LoginFlow): Promise<void> {
 
 export async function deleteFlow(db: Db, interactionUid: string): Promise<void> {
   await db('login_flows').where({ id: interactionUid }).delete();
+  await db('email_codes').where({ flow_id: interactionUid }).delete();
 }

@@ -3,6 +3,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById } from '../accounts/users.js';
 import { negotiateLocale } from '../i18n/index.js';
 import { ACR } from '../oidc/provider.js';
@@ -11,10 +12,15 @@ import { audit } from '../security/audit.js';
 import { deleteFlow, loadFlow, saveFlow, type LoginFlow } from './flow.js';
 import { nextStep, type StepName } from './policy.js';
 import type { LoginStep, StepInput } from './step.js';
+import { emailCodeStep } from './steps/email-code.js';
 import { passwordStep } from './steps/password.js';
+import { trustStep } from './steps/trust.js';
+import { readTrustTokens } from './trust-cookie.js';
 
 const STEPS: Record<StepName, LoginStep> = {
   password: passwordStep,
+  email_code: emailCodeStep,
+  trust: trustStep,
 };
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -45,6 +51,19 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     return { details, input };
   }
 
+  /**
+   * Once the user is identified, look up whether this browser is one they trust (which skips the email
+   * code). An app asking for two factors (acr_values) gets the email code regardless.
+   */
+  async function evaluateTrust(ctx: Context, details: Details, flow: LoginFlow): Promise<void> {
+    if (!flow.user_id || flow.state.trustEvaluated) return;
+    flow.state.trustEvaluated = true;
+    const requested = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
+    if (requested.includes(ACR.multiFactor)) return;
+    const device = await useTrustedDevice(services.db, services.secrets, flow.user_id, readTrustTokens(ctx), { ip: ctx.ip, userAgent: ctx.get('user-agent') });
+    if (device) flow.state.trustedDeviceId = device.id;
+  }
+
   /** Finishes the login prompt once the policy is satisfied. */
   async function finishLogin(ctx: Context, flow: LoginFlow): Promise<void> {
     const user = flow.user_id ? await findUserById(services.db, flow.user_id) : undefined;
@@ -65,7 +84,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       customerId: user.customer_id,
       ip: ctx.ip,
       userAgent: ctx.get('user-agent'),
-      details: { amr: result.login.amr, client_id: ctx.state.clientId },
+      details: { amr: result.login.amr, client_id: ctx.state.clientId, trusted_device_id: flow.state.trustedDeviceId },
     });
     await deleteFlow(services.db, flow.id);
     ctx.respond = false;
@@ -112,6 +131,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       return;
     }
     if (!(await STEPS[next.step].submit(input))) return;
+    await evaluateTrust(ctx, details, input.flow);
     await saveFlow(services.db, input.flow);
     const after = nextStep(input.flow);
     if ('done' in after) return finishLogin(ctx, input.flow);

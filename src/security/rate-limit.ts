@@ -54,14 +54,19 @@ export class Limiter {
     if (res && res.remainingPoints <= 0 && res.msBeforeNext > 0) throw new Throttled(Math.ceil(res.msBeforeNext / 1000));
   }
 
-  /** Counts one failure; throws Throttled when this failure used the last attempt. */
-  async fail(key: string): Promise<void> {
+  /** Counts one attempt; throws Throttled when the key had no attempts left. */
+  async consume(key: string): Promise<void> {
     try {
       await this.limiter.consume(key, 1);
     } catch (error) {
       if (error instanceof RateLimiterRes) throw new Throttled(Math.ceil(error.msBeforeNext / 1000));
       throw error;
     }
+  }
+
+  /** Gives back one point (e.g. a code whose email could not be delivered should not count). */
+  async refund(key: string): Promise<void> {
+    await this.limiter.reward(key, 1);
   }
 
   async reset(key: string): Promise<void> {

@@ -6,6 +6,7 @@ import { startServer } from '../../src/app.js';
 import type { Config } from '../../src/config.js';
 import { createDb, type Db } from '../../src/db/index.js';
 import { createLogger } from '../../src/log.js';
+import { mailbox } from './smtp.js';
 
 export interface TestEnv {
   db: Db;
@@ -39,7 +40,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
 }
 
 export async function startTestEnv(): Promise<TestEnv> {
-  const config = testConfig();
+  await mailbox.start();
+  const config = testConfig({ smtpUrl: mailbox.url });
   const db = createDb({ databaseUrl: config.databaseUrl, pgliteDir: 'memory' });
   if (config.databaseUrl) await db.raw('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;');
   const server = await startServer(config, { db, log: createLogger(config.logLevel), issuerForPort: (port) => `http://127.0.0.1:${port}` });
@@ -56,11 +58,15 @@ export async function stopTestEnv(): Promise<void> {
   if (!env) return;
   await env.server.close();
   await env.db.destroy();
+  await mailbox.stop();
   env = undefined;
 }
 
 /** Empties the data tables between tests (keeps signing keys and the migration bookkeeping). */
 export async function resetData(): Promise<void> {
   const { db } = testEnv();
-  await db.raw('TRUNCATE audit_events, login_flows, oidc_payloads, oidc_clients, rate_limits, users, customers CASCADE');
+  await db.raw(
+    'TRUNCATE audit_events, login_flows, email_codes, trusted_devices, oidc_payloads, oidc_clients, rate_limits, users, customers CASCADE',
+  );
+  mailbox.clear();
 }

@@ -3,6 +3,7 @@ import * as oidc from 'openid-client';
 import { Browser, csrfToken, formAction, type Page } from './browser.js';
 import { REDIRECT_URI } from './fixtures.js';
 import { testEnv } from './env.js';
+import { mailbox } from './smtp.js';
 
 export interface RelyingParty {
   config: oidc.Configuration;
@@ -48,17 +49,56 @@ export async function submitPassword(browser: Browser, page: Page, identifier: s
   return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), identifier, password }, testEnv().url);
 }
 
-/** Signs in with password and exchanges the code at the token endpoint; the ID token is verified by openid-client. */
-export async function signInAndGetTokens(rp: RelyingParty, identifier: string, password: string, params: Record<string, string> = {}, browser = new Browser()) {
+export interface SignInOptions {
+  /** The mailbox that receives the email code (default: the identifier). */
+  email?: string;
+  /** Answer to "Do you trust this browser and device?" (default: no). */
+  trust?: 'yes' | 'no';
+}
+
+export const isCodePage = (page: Page) => page.html.includes('name="code"');
+export const isTrustPage = (page: Page) => page.html.includes('name="trust"');
+
+export async function submitCode(browser: Browser, page: Page, code: string): Promise<Page> {
+  return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), code }, testEnv().url);
+}
+
+export async function answerTrust(browser: Browser, page: Page, answer: 'yes' | 'no'): Promise<Page> {
+  return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), trust: answer }, testEnv().url);
+}
+
+/** From the sign-in page to the redirect back to the app: password, then the email code and the trust question when asked. */
+export async function completeSignIn(browser: Browser, page: Page, identifier: string, password: string, options: SignInOptions = {}): Promise<Page> {
+  let current = await submitPassword(browser, page, identifier, password);
+  if (isCodePage(current)) {
+    const code = await mailbox.code(options.email ?? identifier);
+    current = await submitCode(browser, current, code);
+  }
+  if (isTrustPage(current)) current = await answerTrust(browser, current, options.trust ?? 'no');
+  return current;
+}
+
+/** Signs in through every step and exchanges the code at the token endpoint; the ID token is verified by openid-client. */
+export async function signInAndGetTokens(
+  rp: RelyingParty,
+  identifier: string,
+  password: string,
+  params: Record<string, string> = {},
+  browser = new Browser(),
+  options: SignInOptions = {},
+) {
   const request = await rp.authorize(params);
   const page = await openSignIn(browser, request.url);
-  const done = await submitPassword(browser, page, identifier, password);
+  const done = await completeSignIn(browser, page, identifier, password, options);
   if (!done.url.startsWith(REDIRECT_URI)) throw new Error(`sign-in did not return to the app (status ${done.status}): ${done.html.slice(0, 300)}`);
-  const tokens = await oidc.authorizationCodeGrant(rp.config, new URL(done.url), {
+  return { tokens: await exchangeCode(rp, done.url, request), browser, callbackUrl: done.url };
+}
+
+export async function exchangeCode(rp: RelyingParty, callbackUrl: string, request: { verifier: string; state: string; nonce: string }) {
+  return oidc.authorizationCodeGrant(rp.config, new URL(callbackUrl), {
     pkceCodeVerifier: request.verifier,
     expectedState: request.state,
     expectedNonce: request.nonce,
     idTokenExpected: true,
   });
-  return { tokens, browser, callbackUrl: done.url };
 }

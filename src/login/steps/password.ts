@@ -3,17 +3,13 @@
 import { findUserByLogin, setPasswordHash } from '../../accounts/users.js';
 import { PASSWORD_MAX_LENGTH } from '../../accounts/passwords.js';
 import { translator } from '../../i18n/index.js';
+import { formField } from '../../http/form.js';
 import { pageLocale, render } from '../../http/render.js';
 import { audit } from '../../security/audit.js';
 import { Throttled } from '../../security/rate-limit.js';
 import type { LoginStep, StepInput } from '../step.js';
 
 const MAX_IDENTIFIER = 254;
-
-function field(body: unknown, name: string): string | undefined {
-  const value = (body as Record<string, unknown> | undefined)?.[name];
-  return typeof value === 'string' ? value : undefined;
-}
 
 export const passwordStep: LoginStep = {
   async show({ ctx, services, interaction, clientName }, error) {
@@ -37,8 +33,8 @@ export const passwordStep: LoginStep = {
   async submit(input) {
     const { ctx, services, flow } = input;
     const t = translator(pageLocale(ctx));
-    const identifier = field(ctx.request.body, 'identifier')?.trim() ?? '';
-    const password = field(ctx.request.body, 'password') ?? '';
+    const identifier = formField(ctx, 'identifier')?.trim() ?? '';
+    const password = formField(ctx, 'password') ?? '';
     if (!identifier || !password || identifier.length > MAX_IDENTIFIER) {
       await passwordStep.show(input, { status: 400, message: t('signin.error.missing'), values: { identifier: identifier.slice(0, MAX_IDENTIFIER) } });
       return false;
@@ -67,8 +63,8 @@ export const passwordStep: LoginStep = {
         details: { method: 'pwd', reason: !user ? 'unknown_account' : !ok ? 'wrong_password' : `status_${user.status}` },
       });
       try {
-        await passwordPerIdentifier.fail(idKey);
-        await passwordPerIp.fail(ctx.ip);
+        await passwordPerIdentifier.consume(idKey);
+        await passwordPerIp.consume(ctx.ip);
       } catch (error) {
         if (error instanceof Throttled) return throttled(input, error, identifier);
         throw error;

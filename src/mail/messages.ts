@@ -1,0 +1,53 @@
+// The messages the provider sends, each with a plain-text and an HTML part in the page's language.
+import path from 'node:path';
+import ejs from 'ejs';
+import { translator, type Locale } from '../i18n/index.js';
+import { VIEWS_DIR } from '../http/render.js';
+import type { DeviceDescription } from '../security/user-agent.js';
+import type { MailMessage } from './mailer.js';
+
+function formatTime(date: Date, locale: Locale): string {
+  return `${new Intl.DateTimeFormat(locale === 'de' ? 'de-DE' : 'en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' }).format(date)} UTC`;
+}
+
+async function html(view: string, locale: Locale, data: Record<string, unknown>): Promise<string> {
+  return ejs.renderFile(path.join(VIEWS_DIR, 'mail', `${view}.ejs`), { t: translator(locale), locale, ...data }, { cache: true });
+}
+
+export interface SignInCodeMail {
+  to: string;
+  code: string;
+  when: Date;
+  ip: string;
+  device: DeviceDescription;
+}
+
+/** The email code doubles as a security alert: when, where from, and what to do if it was not you. */
+export async function signInCodeMessage(locale: Locale, m: SignInCodeMail): Promise<MailMessage> {
+  const t = translator(locale);
+  const when = formatTime(m.when, locale);
+  const text = [
+    t('mail.code.heading'),
+    '',
+    t('mail.code.intro'),
+    '',
+    `    ${m.code}`,
+    '',
+    t('mail.code.validity'),
+    '',
+    `${t('mail.code.attempt')}:`,
+    `- ${t('mail.code.time')}: ${when}`,
+    `- ${t('mail.code.ip')}: ${m.ip}`,
+    `- ${t('mail.code.browser')}: ${t('mail.code.browser_value', { browser: m.device.browser, os: m.device.os })}`,
+    '',
+    t('mail.code.not_you'),
+    `1. ${t('mail.code.step1')}`,
+    `2. ${t('mail.code.step2')}`,
+    `3. ${t('mail.code.step3')}`,
+    `4. ${t('mail.code.step4')}`,
+    '',
+    '-- ',
+    t('mail.footer'),
+  ].join('\n');
+  return { to: m.to, subject: t('mail.code.subject'), text, html: await html('sign-in-code', locale, { code: m.code, when, ip: m.ip, device: m.device }) };
+}
