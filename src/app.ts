@@ -11,6 +11,8 @@ import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
 import { createDb, migrateLatest, type Db } from './db/index.js';
 import { errorHandler } from './http/errors.js';
+import { render } from './http/render.js';
+import { DevOutbox } from './mail/mailer.js';
 import { createLogger, type Logger } from './log.js';
 import { loginRoutes } from './login/routes.js';
 import { deleteExpiredPayloads } from './oidc/adapter.js';
@@ -28,8 +30,15 @@ export interface App {
   services: Services;
 }
 
-function operationalRoutes(db: Db): Router {
+function operationalRoutes(services: Services): Router {
+  const { db, mailer, config } = services;
   const router = new Router();
+  // In development without SMTP, mail goes to the outbox under DATA_DIR; this page shows it.
+  if (!config.production && mailer instanceof DevOutbox) {
+    router.get('/dev/outbox', async (ctx) => {
+      await render(ctx, 'outbox', { messages: await mailer.list() });
+    });
+  }
   router.get('/static/style.css', (ctx) => {
     ctx.type = 'text/css';
     ctx.set('Cache-Control', 'public, max-age=3600');
@@ -56,7 +65,7 @@ export async function buildApp(services: Services): Promise<App> {
   const provider = createProvider(services, jwks);
 
   const ours = new Router();
-  ours.use(operationalRoutes(services.db).routes());
+  ours.use(operationalRoutes(services).routes());
   ours.use(loginRoutes(services, provider).routes());
 
   const koa = new Koa({ proxy: services.config.trustProxy });
@@ -117,7 +126,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const effective: Config = options.issuerForPort ? { ...config, port, issuer: options.issuerForPort(port) } : config;
 
   const services = createServices(effective, db, log);
-  const app = await buildApp(services);
+  let app: App;
+  try {
+    app = await buildApp(services);
+  } catch (error) {
+    server.close();
+    if (!options.db) await db.destroy();
+    throw error;
+  }
   handler = app.koa.callback();
 
   const cleanup = setInterval(() => {

@@ -4,6 +4,7 @@ import { startServer } from './app.js';
 import { controlSocketPath, listenControlSocket } from './cli/control-socket.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
+import type { Services } from './services.js';
 
 let config;
 try {
@@ -15,13 +16,16 @@ try {
 }
 
 const log = createLogger(config.logLevel);
-const running = await startServer(config, { log });
-const { services } = running.app;
 
+// With the embedded database, the CLI hands its commands to this process (PGlite allows one process).
 let control: Server | undefined;
+let servicesReady: (services: Services) => void = () => undefined;
 if (!config.databaseUrl) {
+  const services = new Promise<Services>((resolve) => (servicesReady = resolve));
   control = await listenControlSocket(controlSocketPath(config.dataDir), services, log);
 }
+const running = await startServer(config, { log });
+servicesReady(running.app.services);
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {

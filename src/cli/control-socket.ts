@@ -18,7 +18,11 @@ interface Request {
   stdin?: string;
 }
 
-export async function listenControlSocket(socketPath: string, ctx: Omit<CommandContext, 'stdin'>, log: Logger): Promise<net.Server> {
+/**
+ * Listens before the server opens the database (`context` resolves once it has), so there is no moment
+ * at which a CLI finds no socket and opens the embedded database next to a starting server.
+ */
+export async function listenControlSocket(socketPath: string, context: Promise<Omit<CommandContext, 'stdin'>>, log: Logger): Promise<net.Server> {
   if (existsSync(socketPath)) {
     // A socket left by a server that did not shut down cleanly; a live one would have answered the CLI.
     if (await isLive(socketPath)) throw new Error(`another server is already using ${path.dirname(socketPath)}`);
@@ -51,7 +55,7 @@ export async function listenControlSocket(socketPath: string, ctx: Omit<CommandC
     } catch {
       return { exitCode: 2, error: 'malformed control request' };
     }
-    return runCommand({ ...ctx, stdin: request.stdin }, request.argv);
+    return runCommand({ ...(await context), stdin: request.stdin }, request.argv);
   }
 
   const oldMask = process.umask(0o177);
