@@ -14,6 +14,7 @@ import { errorHandler } from './http/errors.js';
 import { render } from './http/render.js';
 import { DevOutbox } from './mail/mailer.js';
 import { createLogger, type Logger } from './log.js';
+import { consoleRoutes } from './console/routes.js';
 import { loginRoutes } from './login/routes.js';
 import { deleteExpiredPayloads } from './oidc/adapter.js';
 import { loadSigningKeys } from './oidc/keys.js';
@@ -67,6 +68,7 @@ export async function buildApp(services: Services): Promise<App> {
   const ours = new Router();
   ours.use(operationalRoutes(services).routes());
   ours.use(loginRoutes(services, provider).routes());
+  ours.use(consoleRoutes(services, provider).routes());
 
   const koa = new Koa({ proxy: services.config.trustProxy });
   koa.keys = services.config.cookieKeys;

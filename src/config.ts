@@ -26,6 +26,8 @@ export interface Config {
   /** argon2id cost; OWASP's minimum by default. */
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+  /** Name shown in authenticator apps and mail. */
+  brandName: string;
 }
 
 export class ConfigError extends Error {}
@@ -60,6 +62,7 @@ const envSchema = z.object({
   ARGON2_TIME_COST: z.coerce.number().int().min(1).max(20).default(2),
   ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
   LOG_LEVEL: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info'),
+  BRAND_NAME: optionalString.pipe(z.string().max(60, 'at most 60 characters').optional()),
 });
 
 interface DevSecrets {
@@ -137,5 +140,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
     logLevel: e.LOG_LEVEL,
+    brandName: e.BRAND_NAME ?? 'Telephony IdP',
   };
 }

@@ -24,6 +24,8 @@ export interface Services {
     codeResendPerUser: Limiter;
     /** Wrong email codes per user across sign-ins: 20 an hour (each code also locks after 5). */
     codeGuessPerUser: Limiter;
+    /** Wrong authenticator or recovery codes per user: 10 in 15 minutes, then 15 minutes' pause. */
+    totpGuessPerUser: Limiter;
   };
   mailer: Mailer;
 }
@@ -41,6 +43,7 @@ export function createServices(config: Config, db: Db, log: Logger): Services {
       codeSendPerUser: new Limiter(db, 'code-send', { points: 5, duration: 60 * 60 }),
       codeResendPerUser: new Limiter(db, 'code-resend', { points: 1, duration: 60 }),
       codeGuessPerUser: new Limiter(db, 'code-guess', { points: 20, duration: 60 * 60 }),
+      totpGuessPerUser: new Limiter(db, 'totp-guess', { points: 10, duration: 15 * 60, blockDuration: 15 * 60 }),
     },
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log }),
   };

@@ -5,9 +5,12 @@ import type { Db } from '../db/index.js';
 export interface FlowState {
   /** Methods passed so far, as RFC 8176 amr values (pwd, mca, otp, fed, …). */
   amr: string[];
-  /** Set once the user is identified: whether this browser is one the user trusts. */
-  trustEvaluated?: boolean;
+  /** Set once the user is identified: the second factors that apply were looked up. */
+  factorsEvaluated?: boolean;
+  /** This browser is one the user trusts (skips the email code, never TOTP). */
   trustedDeviceId?: string;
+  /** Set once the user is identified when an authenticator app is active: its device name. */
+  totpDevice?: string;
   /** The trust question was answered (yes or no). */
   trustAnswered?: boolean;
 }

@@ -3,6 +3,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { totpStatus } from '../accounts/totp.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById } from '../accounts/users.js';
 import { negotiateLocale } from '../i18n/index.js';
@@ -14,11 +15,13 @@ import { nextStep, type StepName } from './policy.js';
 import type { LoginStep, StepInput } from './step.js';
 import { emailCodeStep } from './steps/email-code.js';
 import { passwordStep } from './steps/password.js';
+import { totpStep } from './steps/totp.js';
 import { trustStep } from './steps/trust.js';
 import { readTrustTokens } from './trust-cookie.js';
 
 const STEPS: Record<StepName, LoginStep> = {
   password: passwordStep,
+  totp: totpStep,
   email_code: emailCodeStep,
   trust: trustStep,
 };
@@ -52,12 +55,18 @@ export function loginRoutes(services: Services, provider: Provider): Router {
   }
 
   /**
-   * Once the user is identified, look up whether this browser is one they trust (which skips the email
-   * code). An app asking for two factors (acr_values) gets the email code regardless.
+   * Once the user is identified, look up the second factors that apply: an authenticator app, or else
+   * whether this browser is one they trust (which skips the email code). An app asking for two factors
+   * (acr_values) gets the email code regardless of trust.
    */
-  async function evaluateTrust(ctx: Context, details: Details, flow: LoginFlow): Promise<void> {
-    if (!flow.user_id || flow.state.trustEvaluated) return;
-    flow.state.trustEvaluated = true;
+  async function evaluateFactors(ctx: Context, details: Details, flow: LoginFlow): Promise<void> {
+    if (!flow.user_id || flow.state.factorsEvaluated) return;
+    flow.state.factorsEvaluated = true;
+    const totp = await totpStatus(services.db, flow.user_id);
+    if (totp.active) {
+      flow.state.totpDevice = totp.deviceName ?? '';
+      return;
+    }
     const requested = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
     if (requested.includes(ACR.multiFactor)) return;
     const device = await useTrustedDevice(services.db, services.secrets, flow.user_id, readTrustTokens(ctx), { ip: ctx.ip, userAgent: ctx.get('user-agent') });
@@ -131,7 +140,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       return;
     }
     if (!(await STEPS[next.step].submit(input))) return;
-    await evaluateTrust(ctx, details, input.flow);
+    await evaluateFactors(ctx, details, input.flow);
     await saveFlow(services.db, input.flow);
     const after = nextStep(input.flow);
     if ('done' in after) return finishLogin(ctx, input.flow);

@@ -1,7 +1,7 @@
 // The messages the provider sends, each with a plain-text and an HTML part in the page's language.
 import path from 'node:path';
 import ejs from 'ejs';
-import { translator, type Locale } from '../i18n/index.js';
+import { translator, type Locale, type MessageKey } from '../i18n/index.js';
 import { VIEWS_DIR } from '../http/render.js';
 import type { DeviceDescription } from '../security/user-agent.js';
 import type { MailMessage } from './mailer.js';
@@ -50,4 +50,21 @@ export async function signInCodeMessage(locale: Locale, m: SignInCodeMail): Prom
     t('mail.footer'),
   ].join('\n');
   return { to: m.to, subject: t('mail.code.subject'), text, html: await html('sign-in-code', locale, { code: m.code, when, ip: m.ip, device: m.device }) };
+}
+
+export interface SecurityNotice {
+  to: string;
+  subject: MessageKey;
+  text: MessageKey;
+  params?: Record<string, string>;
+  when?: Date;
+}
+
+/** A short notice about a change to the account (2FA on/off, …), with what to do if it was not expected. */
+export async function securityNoticeMessage(locale: Locale, n: SecurityNotice): Promise<MailMessage> {
+  const t = translator(locale);
+  const subject = t(n.subject);
+  const paragraphs = [t(n.text, n.params), t('mail.notice.when', { when: formatTime(n.when ?? new Date(), locale) }), t('mail.notice.not_you')];
+  const text = [subject, '', ...paragraphs.flatMap((p) => [p, '']), '-- ', t('mail.footer')].join('\n');
+  return { to: n.to, subject, text, html: await html('notice', locale, { subject, paragraphs }) };
 }

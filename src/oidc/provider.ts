@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { JWK } from 'jose';
 import { findUserById } from '../accounts/users.js';
+import { consoleClientMetadata } from '../console/session.js';
 import { render } from '../http/render.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
@@ -16,7 +17,8 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
 
   const configuration: Configuration = {
     adapter: adapterFactory(db, secrets) as unknown as Configuration['adapter'],
-    clients: [],
+    // The account console is the one client defined in code; every other client lives in the database.
+    clients: [consoleClientMetadata(config.issuer)],
     jwks: { keys: jwks as NonNullable<Configuration['jwks']>['keys'] },
     cookies: {
       keys: config.cookieKeys,

@@ -35,6 +35,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     // Cheaper hashing keeps the suite fast; production uses the configured (OWASP) cost.
     argon2: { memoryCost: 8192, timeCost: 1, parallelism: 1 },
     logLevel: (process.env.TEST_LOG_LEVEL as Config['logLevel']) ?? 'silent',
+    brandName: 'Test IdP',
     ...overrides,
   };
 }
@@ -66,7 +67,7 @@ export async function stopTestEnv(): Promise<void> {
 export async function resetData(): Promise<void> {
   const { db } = testEnv();
   await db.raw(
-    'TRUNCATE audit_events, login_flows, email_codes, trusted_devices, oidc_payloads, oidc_clients, rate_limits, users, customers CASCADE',
+    'TRUNCATE audit_events, login_flows, email_codes, trusted_devices, totp_credentials, recovery_codes, oidc_payloads, oidc_clients, rate_limits, users, customers CASCADE',
   );
   mailbox.clear();
 }

@@ -1,0 +1,165 @@
+// The account console (minimal for now): overview, "Two-Factor Authentication" set-up and turn-off,
+// and for admins the users of their own company with "turn off 2FA". Issue 8 grows it.
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import QRCode from 'qrcode';
+import { normalizeRecoveryCode, otpauthUri, pendingTotpSecret, startTotpSetup, totpStatus, useRecoveryCode, verifyTotp } from '../accounts/totp.js';
+import { useTrustedDevice } from '../accounts/trusted-devices.js';
+import { disableTotp, enableTotp } from '../accounts/two-factor.js';
+import { findUserById } from '../accounts/users.js';
+import { DomainError } from '../errors.js';
+import { formField } from '../http/form.js';
+import { pageLocale, render } from '../http/render.js';
+import { translator, type MessageKey } from '../i18n/index.js';
+import { readTrustTokens } from '../login/trust-cookie.js';
+import { Throttled } from '../security/rate-limit.js';
+import type { Services } from '../services.js';
+import { completeSignIn, ensureRecentSignIn, requireConsoleUser, type ConsoleState } from './session.js';
+
+const request = (ctx: Context) => ({ ip: ctx.ip, userAgent: ctx.get('user-agent') });
+const t = (ctx: Context) => translator(pageLocale(ctx));
+
+export function consoleRoutes(services: Services, provider: Provider): Router {
+  const { db, config } = services;
+  const issuer = config.issuer;
+  const router = new Router();
+  const signedIn = requireConsoleUser(provider, db, issuer);
+  const me = (ctx: Context) => (ctx.state.console as ConsoleState).user;
+
+  /** The trusted-device record of this browser for this user, kept when 2FA changes revoke the others. */
+  async function currentDeviceId(ctx: Context, userId: string): Promise<string | undefined> {
+    return (await useTrustedDevice(db, services.secrets, userId, readTrustTokens(ctx), request(ctx)))?.id;
+  }
+
+  async function statusPage(ctx: Context, extra: { notice?: string; error?: string; status?: number } = {}) {
+    const user = me(ctx);
+    const status = await totpStatus(db, user.id);
+    const activatedAt = status.activatedAt ? new Intl.DateTimeFormat(pageLocale(ctx), { dateStyle: 'medium' }).format(status.activatedAt) : '';
+    await render(ctx, 'console/2fa', { mode: 'status', status, activatedAt, notice: extra.notice, error: extra.error }, extra.status ?? 200);
+  }
+
+  async function setupPage(ctx: Context, secret: string, extra: { error?: string; deviceName?: string; status?: number } = {}) {
+    const uri = otpauthUri(config.brandName, me(ctx).email, secret);
+    await render(
+      ctx,
+      'console/2fa',
+      {
+        mode: 'setup',
+        qrDataUrl: await QRCode.toDataURL(uri, { errorCorrectionLevel: 'M', margin: 2, width: 220 }),
+        secretGroups: secret.replace(/(.{4})/g, '$1 ').trim(),
+        deviceName: extra.deviceName ?? '',
+        error: extra.error,
+        notice: undefined,
+      },
+      extra.status ?? 200,
+    );
+  }
+
+  router.get('/account/callback', async (ctx) => {
+    const returnTo = typeof ctx.query.error === 'string' ? undefined : await completeSignIn(ctx, provider);
+    if (!returnTo) {
+      await render(ctx, 'error', { message: t(ctx)('console.error.signin') }, 400);
+      return;
+    }
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  });
+
+  router.get('/account', signedIn, async (ctx) => {
+    await render(ctx, 'console/home', { user: me(ctx) });
+  });
+
+  router.get('/account/2fa', signedIn, async (ctx) => statusPage(ctx));
+
+  router.post('/account/2fa/setup', signedIn, async (ctx) => {
+    if (!ensureRecentSignIn(ctx, issuer, '/account/2fa')) return;
+    const secret = await startTotpSetup(db, services.secrets, me(ctx).id);
+    await setupPage(ctx, secret);
+  });
+
+  router.post('/account/2fa/activate', signedIn, async (ctx) => {
+    if (!ensureRecentSignIn(ctx, issuer, '/account/2fa')) return;
+    const user = me(ctx);
+    const secret = await pendingTotpSecret(db, services.secrets, user.id);
+    if (!secret) {
+      ctx.status = 303;
+      ctx.redirect('/account/2fa');
+      return;
+    }
+    const deviceName = (formField(ctx, 'device_name') ?? '').trim();
+    const code = (formField(ctx, 'code') ?? '').replace(/\s+/g, '');
+    if (!deviceName || [...deviceName].length > 64) {
+      await setupPage(ctx, secret, { error: t(ctx)('totp.error.device_name'), deviceName: deviceName.slice(0, 64), status: 400 });
+      return;
+    }
+    try {
+      await services.limits.totpGuessPerUser.check(user.id);
+      const recoveryCodes = await enableTotp(services, user, { code, deviceName, request: request(ctx), currentDeviceId: await currentDeviceId(ctx, user.id) });
+      await render(ctx, 'console/2fa', { mode: 'codes', recoveryCodes, notice: undefined, error: undefined });
+    } catch (error) {
+      if (error instanceof DomainError && error.code === 'totp_wrong_code') {
+        await services.limits.totpGuessPerUser.consume(user.id).catch(() => undefined);
+        await setupPage(ctx, secret, { error: t(ctx)(error.message as MessageKey), deviceName, status: 400 });
+        return;
+      }
+      throw error;
+    }
+  });
+
+  router.post('/account/2fa/disable', signedIn, async (ctx) => {
+    const user = me(ctx);
+    const raw = (formField(ctx, 'code') ?? '').trim();
+    const digits = raw.replace(/\s+/g, '');
+    await services.limits.totpGuessPerUser.check(user.id);
+    const recovery = /^\d{6}$/.test(digits) ? undefined : normalizeRecoveryCode(raw);
+    const ok = recovery
+      ? await useRecoveryCode(db, services.secrets, user.id, recovery)
+      : /^\d{6}$/.test(digits) && (await verifyTotp(db, services.secrets, user.id, digits)) === 'ok';
+    if (!ok) {
+      await services.limits.totpGuessPerUser.consume(user.id).catch((e: unknown) => {
+        if (!(e instanceof Throttled)) throw e;
+      });
+      await statusPage(ctx, { error: t(ctx)('totp.error.wrong'), status: 400 });
+      return;
+    }
+    await disableTotp(services, user, { kind: 'user' }, request(ctx), await currentDeviceId(ctx, user.id));
+    await statusPage(ctx, { notice: t(ctx)('totp.disabled') });
+  });
+
+  /** Admins see and manage the users of their own customer only. */
+  function requireAdmin(ctx: Context): boolean {
+    if (me(ctx).role === 'admin') return true;
+    throw new DomainError('forbidden', 'console.error.not_admin', 403);
+  }
+
+  async function usersPage(ctx: Context, notice?: string) {
+    const admin = me(ctx);
+    const rows = await db('users')
+      .leftJoin('totp_credentials', function joinActive() {
+        this.on('totp_credentials.user_id', '=', 'users.id').andOnVal('totp_credentials.status', '=', 'active');
+      })
+      .where('users.customer_id', admin.customer_id)
+      .orderBy('users.email')
+      .select<{ id: string; name: string; email: string; totp: string | null }[]>('users.id', 'users.name', 'users.email', 'totp_credentials.user_id as totp');
+    await render(ctx, 'console/users', { users: rows, notice });
+  }
+
+  router.get('/account/users', signedIn, async (ctx) => {
+    requireAdmin(ctx);
+    await usersPage(ctx);
+  });
+
+  router.post('/account/users/:id/disable-2fa', signedIn, async (ctx) => {
+    requireAdmin(ctx);
+    if (!ensureRecentSignIn(ctx, issuer, '/account/users')) return;
+    const admin = me(ctx);
+    const target = await findUserById(db, ctx.params.id!);
+    // The tenant wall: another customer's user looks exactly like a user that does not exist.
+    if (!target || target.customer_id !== admin.customer_id) throw new DomainError('not_found', 'console.error.not_found', 404);
+    await disableTotp(services, target, { kind: 'admin', userId: admin.id, email: admin.email }, request(ctx));
+    await usersPage(ctx, t(ctx)('console.users.disabled_2fa', { name: target.name }));
+  });
+
+  return router;
+}
