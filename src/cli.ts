@@ -4,6 +4,8 @@ import { controlSocketPath, sendToServer } from './cli/control-socket.js';
 import { needsStdin, runCommand, type CommandResult } from './cli/commands.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createDb } from './db/index.js';
+import { createLogger } from './log.js';
+import { createMailer } from './mail/mailer.js';
 import { Secrets } from './security/crypto.js';
 
 async function readStdin(): Promise<string> {
@@ -23,7 +25,9 @@ async function execute(argv: string[]): Promise<CommandResult> {
   const db = createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir });
   try {
     if (argv[0] !== 'migrate') await db.migrate.latest();
-    return await runCommand({ db, secrets: new Secrets(config.dataEncryptionKey), hasher: new PasswordHasher(config.argon2), stdin }, argv);
+    const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+    const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log });
+    return await runCommand({ db, secrets: new Secrets(config.dataEncryptionKey), hasher: new PasswordHasher(config.argon2), mailer, log, stdin }, argv);
   } finally {
     await db.destroy();
   }

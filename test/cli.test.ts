@@ -8,7 +8,7 @@ import { resetData, testEnv } from './support/env.js';
 
 function commandContext(stdin?: string): CommandContext {
   const { services } = testEnv().server.app;
-  return { db: services.db, secrets: services.secrets, hasher: services.hasher, stdin };
+  return { db: services.db, secrets: services.secrets, hasher: services.hasher, mailer: services.mailer, log: services.log, stdin };
 }
 
 const run = (argv: string[], stdin?: string) => runCommand(commandContext(stdin), argv);

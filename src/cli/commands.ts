@@ -3,17 +3,22 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createCustomer } from '../accounts/customers.js';
 import type { PasswordHasher } from '../accounts/passwords.js';
-import { createUser, type Role } from '../accounts/users.js';
+import { disableTotp } from '../accounts/two-factor.js';
+import { createUser, findUserByEmail, type Role } from '../accounts/users.js';
 import { migrateLatest, type Db } from '../db/index.js';
 import { DomainError } from '../errors.js';
 import { createClient, deleteClient, listClients } from '../oidc/clients.js';
 import { audit } from '../security/audit.js';
+import type { Logger } from '../log.js';
+import type { Mailer } from '../mail/mailer.js';
 import type { Secrets } from '../security/crypto.js';
 
 export interface CommandContext {
   db: Db;
   secrets: Secrets;
   hasher: PasswordHasher;
+  mailer: Mailer;
+  log: Logger;
   /** Standard input, read by the caller when a command needs it (--password-stdin). */
   stdin?: string | undefined;
 }
@@ -37,6 +42,7 @@ Commands:
   customer create --name NAME [--customer-number N]
   user create --customer N --email E --name NAME [--role admin|user] [--owner]
               [--google-email G] [--password-stdin] [--no-invite]
+  user disable-2fa --email E
   client create --name NAME --redirect-uri URI [--redirect-uri URI...]
                 [--post-logout-redirect-uri URI...] [--first-party] [--public]
                 [--grant refresh_token|client_credentials ...]
@@ -128,6 +134,18 @@ const COMMANDS: Record<string, Command> = {
           ? { notice: 'Invitation emails are not available yet: set a password with --password-stdin, or invite the user once invitations are enabled.' }
           : {}),
       };
+    },
+  },
+
+  'user disable-2fa': {
+    options: { email: { type: 'string' } },
+    run: async (ctx, v) => {
+      const email = required(v, 'email');
+      const user = await findUserByEmail(ctx.db, email);
+      if (!user) throw new DomainError('unknown_user', `No user with email ${email}.`, 404);
+      const removed = await disableTotp(ctx, user, { kind: 'operator' }, { userAgent: 'idp-cli' });
+      if (!removed) throw new DomainError('totp_not_active', `${user.email} has no authenticator app set up.`, 409);
+      return { exitCode: 0, output: { user_id: user.id, email: user.email, two_factor: 'email_code' } };
     },
   },
 

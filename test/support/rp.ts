@@ -54,9 +54,12 @@ export interface SignInOptions {
   email?: string;
   /** Answer to "Do you trust this browser and device?" (default: no). */
   trust?: 'yes' | 'no';
+  /** Gives the authenticator code when the TOTP step is asked. */
+  totp?: () => string;
 }
 
-export const isCodePage = (page: Page) => page.html.includes('name="code"');
+export const isCodePage = (page: Page) => /action="[^"]*\/email_code"/.test(page.html);
+export const isTotpPage = (page: Page) => /action="[^"]*\/totp"/.test(page.html);
 export const isTrustPage = (page: Page) => page.html.includes('name="trust"');
 
 export async function submitCode(browser: Browser, page: Page, code: string): Promise<Page> {
@@ -70,6 +73,10 @@ export async function answerTrust(browser: Browser, page: Page, answer: 'yes' | 
 /** From the sign-in page to the redirect back to the app: password, then the email code and the trust question when asked. */
 export async function completeSignIn(browser: Browser, page: Page, identifier: string, password: string, options: SignInOptions = {}): Promise<Page> {
   let current = await submitPassword(browser, page, identifier, password);
+  if (isTotpPage(current)) {
+    if (!options.totp) throw new Error('the TOTP step was asked but the test gave no code');
+    current = await submitCode(browser, current, options.totp());
+  }
   if (isCodePage(current)) {
     const code = await mailbox.code(options.email ?? identifier);
     current = await submitCode(browser, current, code);
@@ -101,4 +108,11 @@ export async function exchangeCode(rp: RelyingParty, callbackUrl: string, reques
     expectedNonce: request.nonce,
     idTokenExpected: true,
   });
+}
+
+/** Signs in to the account console (/account) through the provider's sign-in steps. */
+export async function consoleSignIn(browser: Browser, email: string, password: string, options: SignInOptions = {}): Promise<Page> {
+  const page = await browser.go(`${testEnv().url}/account`);
+  if (page.url.endsWith('/account') && page.status === 200) return page;
+  return completeSignIn(browser, page, email, password, options);
 }
