@@ -16,6 +16,7 @@ import { DevOutbox } from './mail/mailer.js';
 import { createLogger, type Logger } from './log.js';
 import { consoleRoutes } from './console/routes.js';
 import { loginRoutes } from './login/routes.js';
+import { selfServiceRoutes } from './login/self-service.js';
 import { deleteExpiredPayloads } from './oidc/adapter.js';
 import { loadSigningKeys } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
@@ -69,6 +70,7 @@ export async function buildApp(services: Services): Promise<App> {
   ours.use(operationalRoutes(services).routes());
   ours.use(loginRoutes(services, provider).routes());
   ours.use(consoleRoutes(services, provider).routes());
+  ours.use(selfServiceRoutes(services).routes());
 
   const koa = new Koa({ proxy: services.config.trustProxy });
   koa.keys = services.config.cookieKeys;

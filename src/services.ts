@@ -26,6 +26,13 @@ export interface Services {
     codeGuessPerUser: Limiter;
     /** Wrong authenticator or recovery codes per user: 10 in 15 minutes, then 15 minutes' pause. */
     totpGuessPerUser: Limiter;
+    /** Wrong addresses typed for one invitation: 5 an hour. */
+    invitationEmailPerToken: Limiter;
+    /** "Forgot password?" requests: 3 an hour per address, 20 an hour per IP. */
+    resetPerEmail: Limiter;
+    resetPerIp: Limiter;
+    /** Wrong current passwords on "Change password" per user: 5 in 15 minutes. */
+    passwordChangePerUser: Limiter;
   };
   mailer: Mailer;
 }
@@ -44,6 +51,10 @@ export function createServices(config: Config, db: Db, log: Logger): Services {
       codeResendPerUser: new Limiter(db, 'code-resend', { points: 1, duration: 60 }),
       codeGuessPerUser: new Limiter(db, 'code-guess', { points: 20, duration: 60 * 60 }),
       totpGuessPerUser: new Limiter(db, 'totp-guess', { points: 10, duration: 15 * 60, blockDuration: 15 * 60 }),
+      invitationEmailPerToken: new Limiter(db, 'invite-email', { points: 5, duration: 60 * 60 }),
+      resetPerEmail: new Limiter(db, 'reset-email', { points: 3, duration: 60 * 60 }),
+      resetPerIp: new Limiter(db, 'reset-ip', { points: 20, duration: 60 * 60 }),
+      passwordChangePerUser: new Limiter(db, 'pwd-change', { points: 5, duration: 15 * 60, blockDuration: 15 * 60 }),
     },
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log }),
   };

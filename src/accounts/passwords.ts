@@ -1,7 +1,7 @@
 // Password hashing with argon2id. Parameters come from the configuration (OWASP's minimum by default);
 // a stored hash with other parameters is upgraded at the next successful sign-in.
 import argon2 from 'argon2';
-import { DomainError } from '../errors.js';
+import { PASSWORD_MAX_LENGTH } from './password-policy.js';
 
 export interface Argon2Params {
   memoryCost: number;
@@ -9,9 +9,7 @@ export interface Argon2Params {
   parallelism: number;
 }
 
-/** NIST SP 800-63B: at least 8 characters; allow long passphrases but bound the work an attacker can cause. */
-export const PASSWORD_MIN_LENGTH = 8;
-export const PASSWORD_MAX_LENGTH = 256;
+export { PASSWORD_MAX_LENGTH };
 
 export class PasswordHasher {
   private dummyHash: Promise<string> | undefined;
@@ -43,18 +41,3 @@ export class PasswordHasher {
   }
 }
 
-/** Checks a new password. Issue 6 extends this with common/breached lists; the rule set lives here. */
-export function assertAcceptablePassword(password: string, context: { email?: string; name?: string } = {}): void {
-  const length = [...password].length;
-  if (length < PASSWORD_MIN_LENGTH) {
-    throw new DomainError('password_too_short', `The password must have at least ${PASSWORD_MIN_LENGTH} characters.`);
-  }
-  if (length > PASSWORD_MAX_LENGTH) {
-    throw new DomainError('password_too_long', `The password must have at most ${PASSWORD_MAX_LENGTH} characters.`);
-  }
-  const lower = password.toLowerCase();
-  const local = context.email?.split('@')[0]?.toLowerCase();
-  if ((local && local.length >= 3 && lower.includes(local)) || (context.email && lower.includes(context.email.toLowerCase()))) {
-    throw new DomainError('password_contains_email', 'The password must not contain your email address.');
-  }
-}

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { Db } from '../db/index.js';
 import { DomainError, isUniqueViolation } from '../errors.js';
 import { findCustomerByNumber, parseOrThrow, type Customer } from './customers.js';
-import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
+import { assertAcceptablePassword } from './password-policy.js';
+import type { PasswordHasher } from './passwords.js';
 
 export type Role = 'admin' | 'user';
 export type UserStatus = 'active' | 'invited' | 'disabled';

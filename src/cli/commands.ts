@@ -9,6 +9,7 @@ import { migrateLatest, type Db } from '../db/index.js';
 import { DomainError } from '../errors.js';
 import { createClient, deleteClient, listClients } from '../oidc/clients.js';
 import { audit } from '../security/audit.js';
+import { translator, type MessageKey } from '../i18n/index.js';
 import type { Logger } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { Secrets } from '../security/crypto.js';
@@ -34,6 +35,11 @@ export interface CommandResult {
 }
 
 export class UsageError extends Error {}
+
+/** Domain errors meant for pages carry an i18n key; the CLI speaks English. */
+function translateKey(message: string): string {
+  return /^[a-z_]+\.[a-z_.]+$/.test(message) ? translator('en')(message as MessageKey) : message;
+}
 
 export const USAGE = `Usage: idp <command> [options]
 
@@ -211,7 +217,7 @@ export async function runCommand(ctx: CommandContext, argv: string[]): Promise<C
   } catch (error) {
     if (error instanceof UsageError) return { exitCode: 2, error: `${error.message}\n\n${USAGE}` };
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return { exitCode: 2, error: `${(error as Error).message}\n\n${USAGE}` };
-    if (error instanceof DomainError) return { exitCode: 1, error: error.message };
+    if (error instanceof DomainError) return { exitCode: 1, error: translateKey(error.message) };
     throw error;
   }
 }

@@ -1,13 +1,13 @@
-// The account console (minimal for now): overview, "Two-Factor Authentication" set-up and turn-off,
-// and for admins the users of their own company with "turn off 2FA". Issue 8 grows it.
+// The account console: overview, "Two-Factor Authentication" set-up and turn-off, password change,
+// and for admins the users of their own company (admin-users.ts). Issue 8 grows it.
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import QRCode from 'qrcode';
 import { normalizeRecoveryCode, otpauthUri, pendingTotpSecret, startTotpSetup, totpStatus, useRecoveryCode, verifyTotp } from '../accounts/totp.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
+import { changePassword } from '../accounts/lifecycle.js';
 import { disableTotp, enableTotp } from '../accounts/two-factor.js';
-import { findUserById } from '../accounts/users.js';
 import { DomainError } from '../errors.js';
 import { formField } from '../http/form.js';
 import { pageLocale, render } from '../http/render.js';
@@ -15,7 +15,8 @@ import { translator, type MessageKey } from '../i18n/index.js';
 import { readTrustTokens } from '../login/trust-cookie.js';
 import { Throttled } from '../security/rate-limit.js';
 import type { Services } from '../services.js';
-import { completeSignIn, ensureRecentSignIn, requireConsoleUser, type ConsoleState } from './session.js';
+import { adminUserRoutes } from './admin-users.js';
+import { completeSignIn, currentConsole, ensureRecentSignIn, requireConsoleUser } from './session.js';
 
 const request = (ctx: Context) => ({ ip: ctx.ip, userAgent: ctx.get('user-agent') });
 const t = (ctx: Context) => translator(pageLocale(ctx));
@@ -25,7 +26,7 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
   const issuer = config.issuer;
   const router = new Router();
   const signedIn = requireConsoleUser(provider, db, issuer);
-  const me = (ctx: Context) => (ctx.state.console as ConsoleState).user;
+  const me = (ctx: Context) => currentConsole(ctx).user;
 
   /** The trusted-device record of this browser for this user, kept when 2FA changes revoke the others. */
   async function currentDeviceId(ctx: Context, userId: string): Promise<string | undefined> {
@@ -127,39 +128,34 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
     await statusPage(ctx, { notice: t(ctx)('totp.disabled') });
   });
 
-  /** Admins see and manage the users of their own customer only. */
-  function requireAdmin(ctx: Context): boolean {
-    if (me(ctx).role === 'admin') return true;
-    throw new DomainError('forbidden', 'console.error.not_admin', 403);
-  }
-
-  async function usersPage(ctx: Context, notice?: string) {
-    const admin = me(ctx);
-    const rows = await db('users')
-      .leftJoin('totp_credentials', function joinActive() {
-        this.on('totp_credentials.user_id', '=', 'users.id').andOnVal('totp_credentials.status', '=', 'active');
-      })
-      .where('users.customer_id', admin.customer_id)
-      .orderBy('users.email')
-      .select<{ id: string; name: string; email: string; totp: string | null }[]>('users.id', 'users.name', 'users.email', 'totp_credentials.user_id as totp');
-    await render(ctx, 'console/users', { users: rows, notice });
-  }
-
-  router.get('/account/users', signedIn, async (ctx) => {
-    requireAdmin(ctx);
-    await usersPage(ctx);
+  router.get('/account/password', signedIn, async (ctx) => {
+    await render(ctx, 'console/password', { error: undefined, notice: undefined, hasPassword: Boolean(me(ctx).password_hash) });
   });
 
-  router.post('/account/users/:id/disable-2fa', signedIn, async (ctx) => {
-    requireAdmin(ctx);
-    if (!ensureRecentSignIn(ctx, issuer, '/account/users')) return;
-    const admin = me(ctx);
-    const target = await findUserById(db, ctx.params.id!);
-    // The tenant wall: another customer's user looks exactly like a user that does not exist.
-    if (!target || target.customer_id !== admin.customer_id) throw new DomainError('not_found', 'console.error.not_found', 404);
-    await disableTotp(services, target, { kind: 'admin', userId: admin.id, email: admin.email }, request(ctx));
-    await usersPage(ctx, t(ctx)('console.users.disabled_2fa', { name: target.name }));
+  router.post('/account/password', signedIn, async (ctx) => {
+    const user = me(ctx);
+    const page = (extra: { error?: string; notice?: string }, status = 200) => render(ctx, 'console/password', { error: undefined, notice: undefined, hasPassword: true, ...extra }, status);
+    // Without a password to confirm (e.g. an account that only used Google), a recent sign-in stands in.
+    if (!user.password_hash && !ensureRecentSignIn(ctx, issuer, '/account/password')) return;
+    await services.limits.passwordChangePerUser.check(user.id);
+    try {
+      await changePassword(services, user, {
+        currentPassword: formField(ctx, 'current_password') ?? '',
+        newPassword: formField(ctx, 'new_password') ?? '',
+        request: request(ctx),
+        keepSessionUid: currentConsole(ctx).sessionUid,
+        keepDeviceId: await currentDeviceId(ctx, user.id),
+      });
+    } catch (error) {
+      if (!(error instanceof DomainError)) throw error;
+      if (error.code === 'wrong_password') await services.limits.passwordChangePerUser.consume(user.id).catch(() => undefined);
+      await page({ error: t(ctx)(error.message as MessageKey) }, 400);
+      return;
+    }
+    await page({ notice: t(ctx)('change.done') });
   });
+
+  router.use(adminUserRoutes(services, signedIn).routes());
 
   return router;
 }

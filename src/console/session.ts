@@ -17,6 +17,8 @@ export interface ConsoleState {
   user: UserWithCustomer;
   /** Epoch seconds of the last sign-in (the provider session's loginTs). */
   loginTs: number;
+  /** The provider session's uid: kept when a password change ends the user's other sessions. */
+  sessionUid: string;
 }
 
 export function consoleClientMetadata(issuer: string) {
@@ -96,7 +98,7 @@ export function requireConsoleUser(provider: Provider, db: Parameters<typeof fin
       return;
     }
     ctx.state.locale = negotiateLocale({ saved: user.locale, acceptLanguage: ctx.get('accept-language') });
-    ctx.state.console = { user, loginTs: session.loginTs } satisfies ConsoleState;
+    ctx.state.console = { user, loginTs: session.loginTs, sessionUid: session.uid } satisfies ConsoleState;
     await next();
   };
 }
@@ -107,4 +109,8 @@ export function ensureRecentSignIn(ctx: Context, issuer: string, returnTo: strin
   if (Date.now() / 1000 - loginTs <= RECENT_SIGN_IN_SECONDS) return true;
   redirectToSignIn(ctx, issuer, returnTo, true);
   return false;
+}
+
+export function currentConsole(ctx: Context): ConsoleState {
+  return ctx.state.console as ConsoleState;
 }

@@ -11,6 +11,8 @@ export interface FlowState {
   trustedDeviceId?: string;
   /** Set once the user is identified when an authenticator app is active: its device name. */
   totpDevice?: string;
+  /** A sign-in started from an invitation link: the token (used up at the end) and the invited user. */
+  invitation?: { tokenId: string; userId: string };
   /** The trust question was answered (yes or no). */
   trustAnswered?: boolean;
 }

@@ -3,14 +3,23 @@
 //   2. a second factor: the authenticator app (TOTP) when the user has one, on every sign-in;
 //      otherwise the email code, unless this browser is trusted by this user;
 //   3. after a correct email code, the question whether to trust this browser.
+// An invitation link leads through its own first sign-in (below).
 // Later factors (TOTP, Google) plug in here as rules; the routes only ask "what next?".
 import type { LoginFlow } from './flow.js';
 
-export type StepName = 'password' | 'totp' | 'email_code' | 'trust';
+export type StepName = 'password' | 'totp' | 'email_code' | 'trust' | 'invite_email' | 'create_password';
 export type Next = { step: StepName } | { done: true };
 
 export function nextStep(flow: LoginFlow): Next {
   const { amr } = flow.state;
+  // First sign-in of an invited user: email → "Create password" → email code → trust question.
+  if (flow.state.invitation) {
+    if (!flow.user_id) return { step: 'invite_email' };
+    if (!amr.includes('pwd')) return { step: 'create_password' };
+    if (!amr.includes('mca')) return { step: 'email_code' };
+    if (!flow.state.trustAnswered) return { step: 'trust' };
+    return { done: true };
+  }
   if (!flow.user_id || !amr.includes('pwd')) return { step: 'password' };
   if (flow.state.totpDevice !== undefined) return amr.includes('otp') ? { done: true } : { step: 'totp' };
   if (flow.state.trustedDeviceId) return { done: true };

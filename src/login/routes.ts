@@ -3,6 +3,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
+import { acceptInvitation } from '../accounts/lifecycle.js';
 import { totpStatus } from '../accounts/totp.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById } from '../accounts/users.js';
@@ -13,7 +14,10 @@ import { audit } from '../security/audit.js';
 import { deleteFlow, loadFlow, saveFlow, type LoginFlow } from './flow.js';
 import { nextStep, type StepName } from './policy.js';
 import type { LoginStep, StepInput } from './step.js';
+import { takeInvitation } from './invitation.js';
+import { createPasswordStep } from './steps/create-password.js';
 import { emailCodeStep } from './steps/email-code.js';
+import { inviteEmailStep } from './steps/invite-email.js';
 import { passwordStep } from './steps/password.js';
 import { totpStep } from './steps/totp.js';
 import { trustStep } from './steps/trust.js';
@@ -24,6 +28,8 @@ const STEPS: Record<StepName, LoginStep> = {
   totp: totpStep,
   email_code: emailCodeStep,
   trust: trustStep,
+  invite_email: inviteEmailStep,
+  create_password: createPasswordStep,
 };
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -62,6 +68,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
   async function evaluateFactors(ctx: Context, details: Details, flow: LoginFlow): Promise<void> {
     if (!flow.user_id || flow.state.factorsEvaluated) return;
     flow.state.factorsEvaluated = true;
+    if (flow.state.invitation) return; // an invitation always confirms the address with an email code
     const totp = await totpStatus(services.db, flow.user_id);
     if (totp.active) {
       flow.state.totpDevice = totp.deviceName ?? '';
@@ -75,6 +82,10 @@ export function loginRoutes(services: Services, provider: Provider): Router {
 
   /** Finishes the login prompt once the policy is satisfied. */
   async function finishLogin(ctx: Context, flow: LoginFlow): Promise<void> {
+    const request = { ip: ctx.ip, userAgent: ctx.get('user-agent') };
+    if (flow.state.invitation && flow.user_id === flow.state.invitation.userId) {
+      await acceptInvitation(services, flow.state.invitation.tokenId, flow.user_id, request);
+    }
     const user = flow.user_id ? await findUserById(services.db, flow.user_id) : undefined;
     if (!user || user.status !== 'active') ctx.throw(400, 'account not available');
     const amr = flow.state.amr;
@@ -123,6 +134,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     ctx.state.clientId = details.params.client_id;
     if (details.prompt.name === 'consent') return grantConsent(ctx, details);
     if (details.prompt.name !== 'login') ctx.throw(400, `unsupported prompt ${details.prompt.name}`);
+    if (await takeInvitation(ctx, services, input.flow)) await saveFlow(services.db, input.flow);
     const next = nextStep(input.flow);
     if ('done' in next) return finishLogin(ctx, input.flow);
     await STEPS[next.step].show(input);

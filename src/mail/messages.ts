@@ -68,3 +68,23 @@ export async function securityNoticeMessage(locale: Locale, n: SecurityNotice): 
   const text = [subject, '', ...paragraphs.flatMap((p) => [p, '']), '-- ', t('mail.footer')].join('\n');
   return { to: n.to, subject, text, html: await html('notice', locale, { subject, paragraphs }) };
 }
+
+export interface ActionMail {
+  to: string;
+  subject: MessageKey;
+  text: MessageKey;
+  params?: Record<string, string>;
+  button: MessageKey;
+  /** Absolute URL under ISSUER. */
+  url: string;
+}
+
+/** A message whose point is one link (invitation, password reset): a button in HTML, the URL in text. */
+export async function actionMessage(locale: Locale, m: ActionMail): Promise<MailMessage> {
+  const t = translator(locale);
+  const subject = t(m.subject);
+  const paragraphs = [t(m.text, m.params)];
+  const button = t(m.button);
+  const text = [subject, '', ...paragraphs, '', `${button}:`, m.url, '', '-- ', t('mail.footer')].join('\n');
+  return { to: m.to, subject, text, html: await html('action', locale, { subject, paragraphs, button, url: m.url }) };
+}

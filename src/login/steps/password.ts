@@ -21,7 +21,7 @@ export const passwordStep: LoginStep = {
         action: `/interaction/${interaction.uid}/password`,
         abortUrl: `/interaction/${interaction.uid}/abort`,
         googleUrl: services.config.google ? `/interaction/${interaction.uid}/google` : undefined,
-        forgotUrl: undefined,
+        forgotUrl: `/password/forgot?interaction=${interaction.uid}`,
         clientName,
         identifier: error?.values?.identifier ?? hint,
         error: error?.message,
