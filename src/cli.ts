@@ -23,7 +23,7 @@ async function execute(argv: string[]): Promise<CommandResult> {
   const db = createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir });
   try {
     if (argv[0] !== 'migrate') await db.migrate.latest();
-    return await runCommand({ db, secrets: new Secrets(config.dataEncryptionKey), hasher: new PasswordHasher(config.argon2), stdin }, argv);
+    return await runCommand({ db, secrets: new Secrets(config.dataEncryptionKey), hasher: new PasswordHasher(config.argon2), stdin, config }, argv);
   } finally {
     await db.destroy();
   }

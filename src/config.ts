@@ -26,6 +26,8 @@ export interface Config {
   /** argon2id cost; OWASP's minimum by default. */
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
+  /** Enables the operator pages under /ops (at least 32 characters); unset = no operator pages. */
+  opsToken?: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -60,6 +62,7 @@ const envSchema = z.object({
   ARGON2_TIME_COST: z.coerce.number().int().min(1).max(20).default(2),
   ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
   LOG_LEVEL: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info'),
+  OPS_TOKEN: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
 });
 
 interface DevSecrets {
@@ -137,5 +140,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
     logLevel: e.LOG_LEVEL,
+    opsToken: e.OPS_TOKEN,
   };
 }
