@@ -17,6 +17,9 @@ export async function up(knex: Knex): Promise<void> {
   await knex.schema.alterTable('oidc_clients', (t) => {
     // cli, ops (operator page) or dcr (dynamic client registration).
     t.text('registered_via').notNullable().defaultTo('cli');
+    // Resource-server scopes a machine client may obtain with client_credentials (set by an operator only:
+    // kept out of the client metadata, which dynamic registration lets a client write).
+    t.jsonb('api_scopes').notNullable().defaultTo('[]');
   });
 
   // What a user allowed a (not first-party) client, remembered across sessions until revoked.
@@ -46,7 +49,10 @@ export async function up(knex: Knex): Promise<void> {
 export async function down(knex: Knex): Promise<void> {
   await knex.schema.dropTableIfExists('resource_servers');
   await knex.schema.dropTableIfExists('consents');
-  await knex.schema.alterTable('oidc_clients', (t) => t.dropColumn('registered_via'));
+  await knex.schema.alterTable('oidc_clients', (t) => {
+    t.dropColumn('registered_via');
+    t.dropColumn('api_scopes');
+  });
   await knex.schema.alterTable('signing_keys', (t) => {
     t.dropColumn('activates_at');
     t.dropColumn('expires_at');

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrations } from '../migrations/index.js';
@@ -176,6 +176,8 @@ describe('the idp command on embedded PGlite (separate processes)', function () 
         server.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
       });
       const socket = path.join(dataDir, 'idp.sock');
+      // The server logs "listening" before it opens the control socket: wait for the socket.
+      for (let i = 0; i < 100 && !existsSync(socket); i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
       expect(statSync(socket).mode & 0o777).to.equal(0o600);
 
       const user = await idp(['user', 'create', '--customer', '3100', '--email', 'solo@example.com', '--name', 'Solo', '--owner', '--password-stdin'], env(), 'lone rider 12345\n');

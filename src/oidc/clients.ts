@@ -31,6 +31,8 @@ export interface ClientSummary {
   backchannel_logout_uri: string | null;
   first_party: boolean;
   registered_via: RegisteredVia;
+  /** Resource-server scopes this (machine) client may obtain with client_credentials. */
+  api_scopes: string[];
   created_at: Date;
   updated_at: Date;
 }
@@ -185,7 +187,7 @@ export interface CreateClientInput {
   backchannelLogoutUri?: string | undefined;
   /** RS256 (default) or ES256. */
   idTokenAlg?: string | undefined;
-  /** For machine clients: the resource-server scopes it may ask for (space-separated). */
+  /** For machine clients: the resource-server scopes it may obtain with client_credentials (space-separated). */
   scope?: string | undefined;
 }
 
@@ -242,11 +244,13 @@ export async function createClient(
     ...(input.jwksUri ? { jwks_uri: input.jwksUri } : {}),
     ...(input.backchannelLogoutUri ? { backchannel_logout_uri: input.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
     ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg } : {}),
-    ...(input.scope ? { scope: normaliseScope(input.scope) } : {}),
     ...(SECRET_AUTH_METHODS.has(authMethod) ? { client_secret: randomToken(32) } : {}),
   };
   checkClientMetadata(metadata, options);
-  await saveClientMetadata(db, secrets, metadata, { firstParty: Boolean(input.firstParty), via: options.via ?? 'cli' });
+  if (input.scope !== undefined && !input.machine) throw new DomainError('invalid_scope', 'API scopes are registered on machine clients only.');
+  const apiScopes = input.scope === undefined ? [] : normaliseScope(input.scope);
+  if (input.machine && !apiScopes.length) throw new DomainError('invalid_scope', 'A machine client needs the API scopes it may obtain (--scope).');
+  await saveClientMetadata(db, secrets, metadata, { firstParty: Boolean(input.firstParty), via: options.via ?? 'cli', apiScopes });
   return { client_id: metadata.client_id, ...(metadata.client_secret ? { client_secret: metadata.client_secret } : {}) };
 }
 
@@ -267,19 +271,19 @@ function parseJson(value: string, field: string): unknown {
   }
 }
 
-function normaliseScope(scope: string): string {
+function normaliseScope(scope: string): string[] {
   const scopes = scope.split(/[\s,]+/).filter(Boolean);
   for (const s of scopes) {
     if (!/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(s)) throw new DomainError('invalid_scope', `"${s}" is not a valid scope.`);
   }
-  return [...new Set(scopes)].join(' ');
+  return [...new Set(scopes)];
 }
 
 export async function saveClientMetadata(
   db: Db,
   secrets: Secrets,
   metadata: ClientMetadata,
-  options: { firstParty?: boolean; via?: RegisteredVia } = {},
+  options: { firstParty?: boolean; via?: RegisteredVia; apiScopes?: string[] } = {},
 ): Promise<void> {
   const { client_secret: secret, ...rest } = metadata;
   const row = {
@@ -289,7 +293,7 @@ export async function saveClientMetadata(
     updated_at: new Date(),
   };
   await db('oidc_clients')
-    .insert({ ...row, first_party: Boolean(options.firstParty), registered_via: options.via ?? 'cli' })
+    .insert({ ...row, first_party: Boolean(options.firstParty), registered_via: options.via ?? 'cli', api_scopes: JSON.stringify(options.apiScopes ?? []) })
     .onConflict('client_id')
     .merge(['metadata', 'secret_encrypted', 'updated_at']);
 }
@@ -314,6 +318,7 @@ interface ClientRow {
   metadata: ClientMetadata;
   first_party: boolean;
   registered_via: RegisteredVia;
+  api_scopes: string[];
   created_at: Date;
   updated_at: Date;
 }
@@ -330,9 +335,16 @@ function summary(r: ClientRow): ClientSummary {
     backchannel_logout_uri: (r.metadata.backchannel_logout_uri as string | undefined) ?? null,
     first_party: r.first_party,
     registered_via: r.registered_via,
+    api_scopes: r.api_scopes,
     created_at: r.created_at,
     updated_at: r.updated_at,
   };
+}
+
+/** The resource-server scopes a machine client may obtain with client_credentials. */
+export async function clientApiScopes(db: Db, clientId: string): Promise<string[]> {
+  const row = await db('oidc_clients').where({ client_id: clientId }).first<{ api_scopes: string[] } | undefined>('api_scopes');
+  return row?.api_scopes ?? [];
 }
 
 export async function listClients(db: Db): Promise<ClientSummary[]> {

@@ -9,7 +9,7 @@ import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
 import { accountClaims } from './claims.js';
-import { AUTH_METHODS, checkClientMetadata } from './clients.js';
+import { AUTH_METHODS, checkClientMetadata, clientApiScopes } from './clients.js';
 import { findConsent } from './consents.js';
 import { consumeInitialAccessToken, REGISTRATION_POLICY, SINGLE_USE_POLICY } from './registration.js';
 import { findResourceServer } from './resources.js';
@@ -153,11 +153,14 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         getResourceServerInfo: async (ctx, indicator, client) => {
           const server = await findResourceServer(db, indicator);
           if (!server) throw new errors.InvalidTarget('unknown resource server');
-          const machine = ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
-          const allowed = client.scope ? new Set(client.scope.split(' ')) : undefined;
-          // A machine client gets only the API scopes registered on it; a user's app what the user allows.
-          const scopes = allowed || machine ? server.scopes.filter((s) => allowed?.has(s)) : server.scopes;
-          if (machine && !scopes.length) throw new errors.InvalidTarget('client is not allowed any scope of this resource server');
+          // A machine client gets only the API scopes an operator registered on it; a user's app gets
+          // what the user allows (consent) of the API's scopes.
+          let scopes = server.scopes;
+          if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials') {
+            const allowed = new Set(await clientApiScopes(db, client.clientId));
+            scopes = scopes.filter((s) => allowed.has(s));
+            if (!scopes.length) throw new errors.InvalidTarget('client is not allowed any scope of this resource server');
+          }
           return { scope: scopes.join(' '), audience: server.identifier, accessTokenFormat: 'jwt', accessTokenTTL: server.access_token_ttl };
         },
       },
@@ -195,8 +198,8 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
 
   const record = (ctx: KoaContextWithOIDC, type: string, details: Record<string, unknown>) =>
     audit(db, { type, ...requestInfo(ctx), details }).catch((err: unknown) => log.error({ err, type }, 'audit write failed'));
-  provider.on('grant.error', (ctx, error: { error_description?: string }) => {
-    if (error.error_description === 'refresh token already used') {
+  provider.on('grant.error', (ctx, error: { error_detail?: string }) => {
+    if (error.error_detail === 'refresh token already used') {
       // oidc-provider has revoked the grant: every token of that sign-in stops working.
       void record(ctx, 'token.refresh_reuse_detected', { client_id: ctx.oidc.client?.clientId, grant_id: ctx.oidc.entities.RefreshToken?.grantId });
     }
