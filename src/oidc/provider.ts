@@ -131,8 +131,8 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
               checkClientMetadata(metadata as Record<string, unknown>, rules);
             } catch (error) {
               if (!(error instanceof DomainError)) throw error;
-              if (error.code === 'invalid_redirect_uri') throw new errors.InvalidRedirectUri(error.message);
-              throw new errors.InvalidClientMetadata(error.message);
+              // RFC 7591 §3.2.2 error codes, with our message as the description.
+              throw new errors.CustomOIDCProviderError(error.code === 'invalid_redirect_uri' ? 'invalid_redirect_uri' : 'invalid_client_metadata', error.message);
             }
           },
           [SINGLE_USE_POLICY]: async (ctx, metadata) => {
