@@ -152,7 +152,7 @@ export function opsRoutes(services: Services): Router {
         machine: kind === 'machine',
         firstParty: values.first_party === 'yes',
         grants: values.refresh_token === 'yes' && kind !== 'machine' ? ['refresh_token'] : [],
-        authMethod: kind === 'public' ? undefined : values.auth_method,
+        authMethod: kind === 'public' ? undefined : values.auth_method || undefined,
         backchannelLogoutUri: values.backchannel_logout_uri?.trim() || undefined,
         idTokenAlg: values.id_token_alg || undefined,
         scope: kind === 'machine' ? values.scope?.trim() || undefined : undefined,
