@@ -172,7 +172,7 @@ export async function rotateSigningKeys(
     return created;
   });
   const all = await listSigningKeys(db);
-  return all.filter((k) => added.some((a) => a.kid === k.kid));
+  return added.map((a) => all.find((k) => k.kid === a.kid)!);
 }
 
 export async function listSigningKeys(db: Db, now = new Date()): Promise<KeyInfo[]> {
