@@ -232,7 +232,7 @@ export async function createClient(
   }
 
   const metadata: ClientMetadata = {
-    client_id: randomToken(16),
+    client_id: newClientId(),
     client_name: name.data,
     application_type: input.machine ? 'web' : applicationTypeSafe(redirectUris, Boolean(input.public)),
     redirect_uris: input.machine ? [] : redirectUris,
@@ -252,6 +252,14 @@ export async function createClient(
   if (input.machine && !apiScopes.length) throw new DomainError('invalid_scope', 'A machine client needs the API scopes it may obtain (--scope).');
   await saveClientMetadata(db, secrets, metadata, { firstParty: Boolean(input.firstParty), via: options.via ?? 'cli', apiScopes });
   return { client_id: metadata.client_id, ...(metadata.client_secret ? { client_secret: metadata.client_secret } : {}) };
+}
+
+/** A new client id: 22 URL-safe characters, never starting with "-" (which command lines take for an option). */
+export function newClientId(): string {
+  for (;;) {
+    const id = randomToken(16);
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
 }
 
 /** applicationType, but bad URIs are left for checkClientMetadata to report clearly. */

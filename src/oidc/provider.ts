@@ -9,7 +9,7 @@ import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
 import { accountClaims } from './claims.js';
-import { AUTH_METHODS, checkClientMetadata, clientApiScopes } from './clients.js';
+import { AUTH_METHODS, checkClientMetadata, clientApiScopes, newClientId } from './clients.js';
 import { findConsent } from './consents.js';
 import { consumeInitialAccessToken, REGISTRATION_POLICY, SINGLE_USE_POLICY } from './registration.js';
 import { findResourceServer } from './resources.js';
@@ -125,6 +125,7 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         enabled: true,
         initialAccessToken: true,
         issueRegistrationAccessToken: true,
+        idFactory: () => newClientId(),
         policies: {
           [REGISTRATION_POLICY]: (_ctx, metadata) => {
             try {
