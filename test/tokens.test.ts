@@ -256,6 +256,13 @@ describe('token profile', () => {
         expect(payload.events).to.deep.equal({ 'http://schemas.openid.net/event/backchannel-logout': {} });
         expect(payload).not.to.have.property('nonce');
 
+        let logouts: unknown[] = [];
+        for (let i = 0; i < 20 && !logouts.length; i += 1) {
+          logouts = await testEnv().db('audit_events').where({ type: 'logout', user_id: user.id });
+          if (!logouts.length) await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        expect(logouts).to.have.length(1);
+
         // The session is gone: the next authorization shows the sign-in page.
         const again = await browser.go((await rp.authorize()).url, {}, testEnv().url);
         expect(again.html).to.include('name="password"');

@@ -197,18 +197,19 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
   provider.proxy = config.trustProxy;
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc-provider server_error'));
 
-  const record = (ctx: KoaContextWithOIDC, type: string, details: Record<string, unknown>) =>
-    audit(db, { type, ...requestInfo(ctx), details }).catch((err: unknown) => log.error({ err, type }, 'audit write failed'));
+  const record = (ctx: KoaContextWithOIDC, type: string, details: Record<string, unknown>, userId?: string) =>
+    audit(db, { type, userId, ...requestInfo(ctx), details }).catch((err: unknown) => log.error({ err, type }, 'audit write failed'));
   provider.on('grant.error', (ctx, error: { error_detail?: string }) => {
     if (error.error_detail === 'refresh token already used') {
       // oidc-provider has revoked the grant: every token of that sign-in stops working.
-      void record(ctx, 'token.refresh_reuse_detected', { client_id: ctx.oidc.client?.clientId, grant_id: ctx.oidc.entities.RefreshToken?.grantId });
+      const token = ctx.oidc.entities.RefreshToken;
+      void record(ctx, 'token.refresh_reuse_detected', { client_id: ctx.oidc.client?.clientId, grant_id: token?.grantId }, token?.accountId);
     }
   });
   provider.on('registration_create.success', (ctx, client) => void record(ctx, 'client.registered', { via: 'dcr', client_id: client.clientId }));
   provider.on('registration_update.success', (ctx, client) => void record(ctx, 'client.updated', { via: 'dcr', client_id: client.clientId }));
   provider.on('registration_delete.success', (ctx, client) => void record(ctx, 'client.deleted', { via: 'dcr', client_id: client.clientId }));
   provider.on('backchannel.error', (_ctx, error, client) => log.warn({ err: error, client_id: client.clientId }, 'back-channel logout failed'));
-  provider.on('end_session.success', (ctx) => void record(ctx, 'logout', { client_id: ctx.oidc.client?.clientId }));
+  provider.on('end_session.success', (ctx) => void record(ctx, 'logout', { client_id: ctx.oidc.client?.clientId }, ctx.oidc.session?.accountId));
   return provider;
 }
