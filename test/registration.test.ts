@@ -113,6 +113,21 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
       expect(refused.error, JSON.stringify(change)).to.equal(error);
       expect(refused.error_description, JSON.stringify(change)).to.match(description);
     }
+    // Values of the wrong type: 400, never a server error.
+    for (const change of [
+      { client_name: 5 },
+      { grant_types: 'authorization_code' },
+      { backchannel_logout_uri: 5 },
+      { token_endpoint_auth_method: 'private_key_jwt', jwks: 'x' },
+      { token_endpoint_auth_method: ['none'] },
+      { redirect_uris: [5] },
+      { post_logout_redirect_uris: ['javascript:alert(1)'] },
+      { jwks_uri: 'http://keys.example.com/jwks', token_endpoint_auth_method: 'private_key_jwt' },
+    ]) {
+      const refused = await failure(register({ ...METADATA, ...change }, token));
+      expect(refused.status, JSON.stringify(change)).to.equal(400);
+      expect(refused.error, JSON.stringify(change)).to.match(/^invalid_(client_metadata|redirect_uri)$/);
+    }
     expect(await testEnv().db('oidc_clients')).to.have.length(0);
     // Still unused: a good registration works.
     await register(METADATA, token);
