@@ -3,6 +3,7 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
 import { startServer, type RunningServer } from '../src/app.js';
 import { createLogger } from '../src/log.js';
+import { keySetVersion, publishedKeys } from '../src/oidc/keys.js';
 import { resetData, testEnv } from './support/env.js';
 import { makeClient, makeUser, PASSWORD } from './support/fixtures.js';
 import { relyingParty } from './support/rp.js';
@@ -123,6 +124,22 @@ describe('signing key rotation with two instances on one database', function () 
     expect(kids(await fetchJwks())).to.have.members(added.map((k) => k.kid));
   });
 
+  it('a second rotation before the first activates retires the pending key unused', async () => {
+    const pending = ((await idpOk(['keys', 'rotate', '--alg', 'RS256', '--activate-in', '1h'])).added as { kid: string }[])[0]!.kid;
+    const emergency = await idp(['keys', 'rotate', '--alg', 'RS256', '--activate-in', '0']);
+    expect(emergency.notice).to.match(/sign \(almost\) at once/);
+    const now = ((emergency.output!.added as { kid: string }[])[0]!).kid;
+    const keys = (await idp(['keys', 'list'])).output!.keys as { kid: string; alg: string; state: string; signing: boolean }[];
+    expect(keys.find((k) => k.kid === now)).to.include({ state: 'active', signing: true });
+    expect(keys.find((k) => k.kid === pending)).to.include({ state: 'retired', signing: false });
+    expect(keys.filter((k) => k.alg === 'RS256' && k.signing)).to.have.length(1);
+    expect(keys.filter((k) => k.alg === 'ES256' && k.signing)).to.have.length(1);
+    await testEnv().server.app.providers.refresh();
+    await makeUser({ email: 'emergency@example.com' });
+    const { tokens } = await signIn(await relyingParty(await makeClient()), 'emergency@example.com', PASSWORD);
+    expect(jwtHeader(tokens!.id_token!).kid).to.equal(now);
+  });
+
   it('keys rotate refuses bad input and changes nothing', async () => {
     const before = (await idp(['keys', 'list'])).output!.keys;
     for (const [args, message] of [
@@ -137,5 +154,36 @@ describe('signing key rotation with two instances on one database', function () 
     }
     expect((await idp(['keys', 'rotate', '--bogus'])).exitCode).to.equal(2);
     expect((await idp(['keys', 'list'])).output!.keys).to.deep.equal(before);
+  });
+});
+
+describe('signing key states (computed from timestamps)', () => {
+  const t0 = new Date('2026-01-01T00:00:00Z');
+  const at = (hours: number) => new Date(t0.getTime() + hours * 3600_000);
+  const key = (kid: string, alg: 'RS256' | 'ES256', activates: number, retired?: number, expires?: number) => ({
+    kid,
+    alg,
+    created_at: at(activates - 1),
+    activates_at: at(activates),
+    retired_at: retired === undefined ? null : at(retired),
+    expires_at: expires === undefined ? null : at(expires),
+  });
+  const rows = [key('rs-old', 'RS256', -10, 1, 26), key('rs-new', 'RS256', 1), key('es', 'ES256', -10)];
+
+  it('orders the signer of each algorithm first and follows the schedule', () => {
+    const view = (hours: number) => publishedKeys(rows, at(hours)).map((k) => `${k.kid}:${k.state}${k.signing ? '*' : ''}`);
+    expect(view(0)).to.deep.equal(['rs-old:active*', 'es:active*', 'rs-new:next']);
+    expect(view(1)).to.deep.equal(['rs-new:active*', 'es:active*', 'rs-old:retired']);
+    expect(view(26)).to.deep.equal(['rs-new:active*', 'es:active*']);
+    expect(keySetVersion(publishedKeys(rows, at(0)))).not.to.equal(keySetVersion(publishedKeys(rows, at(1))));
+    expect(keySetVersion(publishedKeys(rows, at(2)))).to.equal(keySetVersion(publishedKeys(rows, at(3))));
+  });
+
+  it('falls back to the earliest pending key when an algorithm has no active one', () => {
+    const odd = [key('es-later', 'ES256', 5), key('es-soon', 'ES256', 2)];
+    expect(publishedKeys(odd, at(0)).map((k) => [k.kid, k.signing])).to.deep.equal([
+      ['es-soon', true],
+      ['es-later', false],
+    ]);
   });
 });
