@@ -3,12 +3,14 @@
 import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
 import * as emailCodes from './20261123000100_email_codes_trusted_devices.js';
+import * as clientsTokens from './20261123000200_clients_tokens.js';
 import * as totp from './20261123000300_totp.js';
 import * as userTokens from './20261123000500_user_tokens.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123000000_initial': initial,
   '20261123000100_email_codes_trusted_devices': emailCodes,
+  '20261123000200_clients_tokens': clientsTokens,
   '20261123000300_totp': totp,
   '20261123000500_user_tokens': userTokens,
 };

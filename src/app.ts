@@ -9,17 +9,20 @@ import Koa, { type Context } from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
+import { opsRoutes } from './console/ops.js';
 import { createDb, migrateLatest, type Db } from './db/index.js';
 import { errorHandler } from './http/errors.js';
 import { render } from './http/render.js';
 import { DevOutbox } from './mail/mailer.js';
 import { createLogger, type Logger } from './log.js';
 import { consoleRoutes } from './console/routes.js';
+import { consentRoutes } from './login/consent.js';
 import { loginRoutes } from './login/routes.js';
 import { selfServiceRoutes } from './login/self-service.js';
 import { deleteExpiredPayloads } from './oidc/adapter.js';
-import { loadSigningKeys } from './oidc/keys.js';
+import { deleteExpiredKeys } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
+import { DEFAULT_KEY_REFRESH_MS, ProviderHolder } from './oidc/provider-holder.js';
 import { csrf } from './security/csrf.js';
 import { securityHeaders } from './security/headers.js';
 import { createServices, type Services } from './services.js';
@@ -28,7 +31,9 @@ const STYLESHEET = readFileSync(new URL('../public/style.css', import.meta.url))
 
 export interface App {
   koa: Koa;
-  provider: Provider;
+  /** The oidc-provider in use now: rebuilt when the signing keys change (see provider-holder.ts). */
+  readonly provider: Provider;
+  providers: ProviderHolder;
   services: Services;
 }
 
@@ -63,11 +68,20 @@ function operationalRoutes(services: Services): Router {
 
 /** Creates the Koa app: our pages first (when a route of ours matches), oidc-provider for everything else. */
 export async function buildApp(services: Services): Promise<App> {
-  const jwks = await loadSigningKeys(services.db, services.secrets);
-  const provider = createProvider(services, jwks);
+  const providers = await ProviderHolder.create({
+    db: services.db,
+    secrets: services.secrets,
+    log: services.log,
+    build: (jwks) => createProvider(services, jwks),
+  });
+  // Routes keep this stand-in, which always forwards to the provider in use.
+  const provider = providers.facade();
 
   const ours = new Router();
   ours.use(operationalRoutes(services).routes());
+  ours.use(opsRoutes(services).routes());
+  // Before the login routes: POST /interaction/:uid/consent would otherwise match their /interaction/:uid/:step.
+  ours.use(consentRoutes(services, provider).routes());
   ours.use(loginRoutes(services, provider).routes());
   ours.use(consoleRoutes(services, provider).routes());
   ours.use(selfServiceRoutes(services).routes());
@@ -84,16 +98,22 @@ export async function buildApp(services: Services): Promise<App> {
     ours.routes(),
   ];
   const pages = compose(pageStack as compose.Middleware<Context>[]);
-  const providerCallback = provider.callback();
 
   koa.use(async (ctx) => {
     const match = ours.match(ctx.path, ctx.method);
     if (match.route) return pages(ctx);
     // oidc-provider runs on its own context (its own cookie keys and proxy setting); see STACK-NOTES surprise 3.
     ctx.respond = false;
-    await providerCallback(ctx.req, ctx.res);
+    await providers.handle(ctx.req, ctx.res);
   });
-  return { koa, provider, services };
+  return {
+    koa,
+    providers,
+    services,
+    get provider() {
+      return providers.current;
+    },
+  };
 }
 
 export interface RunningServer {
@@ -108,6 +128,8 @@ export interface StartOptions {
   log?: Logger;
   /** Called with the bound port before the issuer is needed (port 0 = ephemeral). */
   issuerForPort?: (port: number) => string;
+  /** How often to look for signing-key changes (default 30 s); 0 turns polling off (tests refresh by hand). */
+  keyRefreshMs?: number;
 }
 
 /** Opens the database, migrates, builds the app and listens. */
@@ -139,9 +161,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     throw error;
   }
   handler = app.koa.callback();
+  const keyRefreshMs = options.keyRefreshMs ?? DEFAULT_KEY_REFRESH_MS;
+  if (keyRefreshMs > 0) app.providers.start(keyRefreshMs);
 
   const cleanup = setInterval(() => {
-    deleteExpiredPayloads(db).catch((err: unknown) => log.warn({ err }, 'cleanup of expired rows failed'));
+    Promise.all([deleteExpiredPayloads(db), deleteExpiredKeys(db)]).catch((err: unknown) => log.warn({ err }, 'cleanup of expired rows failed'));
   }, 10 * 60 * 1000);
   cleanup.unref();
 
@@ -151,6 +175,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     app,
     async close() {
       clearInterval(cleanup);
+      app.providers.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (!options.db) await db.destroy();

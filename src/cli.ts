@@ -27,7 +27,7 @@ async function execute(argv: string[]): Promise<CommandResult> {
     if (argv[0] !== 'migrate') await db.migrate.latest();
     const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
     const mailer = createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log });
-    return await runCommand({ db, secrets: new Secrets(config.dataEncryptionKey), hasher: new PasswordHasher(config.argon2), mailer, log, stdin }, argv);
+    return await runCommand({ db, secrets: new Secrets(config.dataEncryptionKey), hasher: new PasswordHasher(config.argon2), mailer, log, stdin, config }, argv);
   } finally {
     await db.destroy();
   }

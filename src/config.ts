@@ -28,6 +28,8 @@ export interface Config {
   logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
   /** Name shown in authenticator apps and mail. */
   brandName: string;
+  /** Enables the operator pages under /ops (at least 32 characters); unset = no operator pages. */
+  opsToken?: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -63,6 +65,7 @@ const envSchema = z.object({
   ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
   LOG_LEVEL: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info'),
   BRAND_NAME: optionalString.pipe(z.string().max(60, 'at most 60 characters').optional()),
+  OPS_TOKEN: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
 });
 
 interface DevSecrets {
@@ -141,5 +144,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
     logLevel: e.LOG_LEVEL,
     brandName: e.BRAND_NAME ?? 'Telephony IdP',
+    opsToken: e.OPS_TOKEN,
   };
 }

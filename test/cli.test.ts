@@ -1,14 +1,15 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { migrations } from '../migrations/index.js';
 import { runCommand, type CommandContext } from '../src/cli/commands.js';
 import { resetData, testEnv } from './support/env.js';
 
 function commandContext(stdin?: string): CommandContext {
   const { services } = testEnv().server.app;
-  return { db: services.db, secrets: services.secrets, hasher: services.hasher, mailer: services.mailer, log: services.log, stdin };
+  return { ...services, stdin };
 }
 
 const run = (argv: string[], stdin?: string) => runCommand(commandContext(stdin), argv);
@@ -102,6 +103,66 @@ describe('operator CLI commands', () => {
     expect((await run(['client', 'list'])).output!.clients).to.have.length(1);
   });
 
+  it('registers each client kind and refuses inconsistent options', async () => {
+    const machine = await run(['client', 'create', '--machine', '--name', 'Sync', '--scope', 'api:read api:write', '--auth-method', 'client_secret_post']);
+    expect(machine.output).to.have.keys('client_id', 'client_secret');
+    const shown = await run(['client', 'show', '--client-id', machine.output!.client_id as string]);
+    expect(shown.output).to.include({ kind: 'machine', token_endpoint_auth_method: 'client_secret_post' });
+    expect(shown.output!.grant_types).to.deep.equal(['client_credentials']);
+    expect(shown.output!.redirect_uris).to.deep.equal([]);
+    expect(shown.output!.api_scopes).to.deep.equal(['api:read', 'api:write']);
+    const web = await run(['client', 'create', '--name', 'Web', '--redirect-uri', 'https://app.example.com/cb', '--backchannel-logout-uri', 'https://app.example.com/bcl', '--id-token-alg', 'ES256']);
+    expect((await run(['client', 'show', '--client-id', web.output!.client_id as string])).output).to.include({ kind: 'web', backchannel_logout_uri: 'https://app.example.com/bcl' });
+
+    const cases: [string[], number, RegExp][] = [
+      [['--machine', '--name', 'M', '--redirect-uri', 'https://a.example/cb', '--scope', 'x'], 2, /no --redirect-uri/],
+      [['--machine', '--name', 'M'], 1, /needs the API scopes/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--scope', 'x'], 2, /--scope is for machine clients/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--auth-method', 'private_key_jwt'], 1, /needs the client's public keys/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--auth-method', 'private_key_jwt', '--jwks', '{not json'], 1, /not valid JSON/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--auth-method', 'private_key_jwt', '--jwks', '{"keys":[{"kty":"EC","d":"secret"}]}'], 1, /public keys/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--auth-method', 'client_secret_jwt'], 1, /Unknown token endpoint authentication method/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--auth-method', 'none'], 1, /Use --public/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--public', '--auth-method', 'client_secret_basic'], 1, /public client has no credentials/],
+      [['--name', 'W', '--public', '--machine', '--scope', 'x'], 1, /either public or a machine/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--backchannel-logout-uri', 'http://rp.example.com/bcl'], 1, /must use https/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--id-token-alg', 'HS256'], 1, /RS256 or ES256/],
+      [['--name', 'W', '--redirect-uri', 'https://a.example/cb', '--public', '--grant', 'client_credentials'], 1, /public client cannot use client_credentials/],
+    ];
+    for (const [args, code, message] of cases) {
+      const result = await run(['client', 'create', ...args]);
+      expect(result.exitCode, args.join(' ')).to.equal(code);
+      expect(result.error, args.join(' ')).to.match(message);
+    }
+    expect((await run(['client', 'list'])).output!.clients).to.have.length(2);
+  });
+
+  it('in production allows http on loopback only for public clients', async () => {
+    const production = (argv: string[]) => runCommand({ ...commandContext(), config: { ...testEnv().config, production: true } }, argv);
+    const confidential = await production(['client', 'create', '--name', 'Web', '--redirect-uri', 'http://localhost:8080/cb']);
+    expect(confidential.exitCode).to.equal(1);
+    expect(confidential.error).to.match(/must use https/);
+    const native = await production(['client', 'create', '--name', 'Desktop', '--public', '--redirect-uri', 'http://127.0.0.1:7777/cb']);
+    expect(native.exitCode).to.equal(0);
+    const bcl = await production(['client', 'create', '--name', 'Web', '--redirect-uri', 'https://a.example/cb', '--backchannel-logout-uri', 'http://localhost/bcl']);
+    expect(bcl.error).to.match(/must use https/);
+  });
+
+  it('updates redirect URIs and rotates secrets with the same rules', async () => {
+    const created = await run(['client', 'create', '--name', 'Web', '--redirect-uri', 'https://app.example.com/cb']);
+    const clientId = created.output!.client_id as string;
+    const updated = await run(['client', 'update', '--client-id', clientId, '--redirect-uri', 'https://new.example.com/cb', '--post-logout-redirect-uri', 'https://new.example.com/']);
+    expect(updated.output).to.deep.include({ redirect_uris: ['https://new.example.com/cb'], post_logout_redirect_uris: ['https://new.example.com/'] });
+    expect((await run(['client', 'update', '--client-id', clientId, '--redirect-uri', 'https://new.example.com/#x'])).error).to.match(/fragment/);
+    expect((await run(['client', 'update', '--client-id', clientId])).error).to.match(/At least one redirect URI/);
+    expect((await run(['client', 'update', '--client-id', 'nope', '--redirect-uri', 'https://a.example/cb'])).error).to.equal('No client with id nope.');
+
+    const rotated = await run(['client', 'rotate-secret', '--client-id', clientId]);
+    expect(rotated.output!.client_secret).to.be.a('string').and.not.equal(created.output!.client_secret);
+    const pub = await run(['client', 'create', '--name', 'SPA', '--public', '--redirect-uri', 'https://spa.example.com/cb']);
+    expect((await run(['client', 'rotate-secret', '--client-id', pub.output!.client_id as string])).error).to.match(/has no secret to rotate/);
+  });
+
   it('a deleted client can no longer start a sign-in', async () => {
     const created = await run(['client', 'create', '--name', 'Gone', '--redirect-uri', 'http://127.0.0.1:9/cb']);
     const clientId = created.output!.client_id as string;
@@ -153,7 +214,7 @@ describe('the idp command on embedded PGlite (separate processes)', function () 
   it('works with no server running: JSON on stdout, errors on stderr with a non-zero exit', async () => {
     const migrate = await idp(['migrate'], env());
     expect(migrate.code, migrate.stderr).to.equal(0);
-    expect(JSON.parse(migrate.stdout).applied).to.include('20261123000000_initial');
+    expect(JSON.parse(migrate.stdout).applied).to.deep.equal(Object.keys(migrations).sort());
     const customer = await idp(['customer', 'create', '--name', 'Solo', '--customer-number', '3100'], env());
     expect(JSON.parse(customer.stdout)).to.include({ customer_number: '3100' });
     const bad = await idp(['client', 'create', '--name', 'x', '--redirect-uri', 'ftp://x'], env());
@@ -175,6 +236,8 @@ describe('the idp command on embedded PGlite (separate processes)', function () 
         server.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
       });
       const socket = path.join(dataDir, 'idp.sock');
+      // The server logs "listening" before it opens the control socket: wait for the socket.
+      for (let i = 0; i < 100 && !existsSync(socket); i += 1) await new Promise((resolve) => setTimeout(resolve, 50));
       expect(statSync(socket).mode & 0o777).to.equal(0o600);
 
       const user = await idp(['user', 'create', '--customer', '3100', '--email', 'solo@example.com', '--name', 'Solo', '--owner', '--password-stdin'], env(), 'lone rider 12345\n');

@@ -227,7 +227,7 @@ describe('two-factor authentication with an authenticator app (TOTP)', () => {
     const { user } = await makeUser({ email: 'lost@example.com' });
     await enrol(new Browser(), 'lost@example.com');
     const { services } = testEnv().server.app;
-    const ctx = { db: services.db, secrets: services.secrets, hasher: services.hasher, mailer: services.mailer, log: services.log };
+    const ctx = services;
     const result = await runCommand(ctx, ['user', 'disable-2fa', '--email', 'LOST@example.com']);
     expect(result).to.deep.equal({ exitCode: 0, output: { user_id: user.id, email: 'lost@example.com', two_factor: 'email_code' } });
     expect((await mailbox.latest('lost@example.com')).text).to.include('Our support team turned off');

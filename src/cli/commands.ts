@@ -6,10 +6,16 @@ import type { PasswordHasher } from '../accounts/passwords.js';
 import { disableTotp } from '../accounts/two-factor.js';
 import { createUser, findUserByEmail, type Role } from '../accounts/users.js';
 import { migrateLatest, type Db } from '../db/index.js';
+import { parseDuration } from '../duration.js';
 import { DomainError } from '../errors.js';
-import { createClient, deleteClient, listClients } from '../oidc/clients.js';
+import { createClient, deleteClient, getClient, listClients, rotateClientSecret, updateClientUris } from '../oidc/clients.js';
+import { listConsents, revokeConsent } from '../oidc/consents.js';
+import { listSigningKeys, MAX_SIGNED_TOKEN_LIFETIME, rotateSigningKeys } from '../oidc/keys.js';
+import { createInitialAccessToken } from '../oidc/registration.js';
+import { createResourceServer, deleteResourceServer, listResourceServers } from '../oidc/resources.js';
 import { audit } from '../security/audit.js';
 import { translator, type MessageKey } from '../i18n/index.js';
+import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
 import type { Secrets } from '../security/crypto.js';
@@ -22,6 +28,9 @@ export interface CommandContext {
   log: Logger;
   /** Standard input, read by the caller when a command needs it (--password-stdin). */
   stdin?: string | undefined;
+  /** In production, redirect URIs follow the stricter rules (http on loopback only for public clients);
+   * invitation links are absolute URLs under the issuer. */
+  config: Pick<Config, 'production' | 'issuer'>;
 }
 
 export interface CommandResult {
@@ -52,8 +61,23 @@ Commands:
   client create --name NAME --redirect-uri URI [--redirect-uri URI...]
                 [--post-logout-redirect-uri URI...] [--first-party] [--public]
                 [--grant refresh_token|client_credentials ...]
+                [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
+                [--jwks JSON | --jwks-uri URI] [--backchannel-logout-uri URI]
+                [--id-token-alg RS256|ES256]
+  client create --machine --name NAME --scope "API SCOPES" [--auth-method ...]
   client list
+  client show --client-id ID
+  client update --client-id ID --redirect-uri URI... [--post-logout-redirect-uri URI...]
+  client rotate-secret --client-id ID
   client delete --client-id ID
+  client iat create [--expires-in 1d] [--reusable]
+  resource create --uri URI --scope SCOPE [--scope SCOPE...] [--name NAME] [--ttl 1h]
+  resource list
+  resource delete --uri URI
+  consent list --email E
+  consent revoke --email E --client-id ID
+  keys list
+  keys rotate [--alg RS256|ES256 ...] [--activate-in 1h]
 
 Each command prints one JSON object on stdout, or an error on stderr with a non-zero exit code.`;
 
@@ -69,6 +93,21 @@ function required(values: Record<string, unknown>, name: string): string {
   const value = values[name];
   if (typeof value !== 'string' || !value.trim()) throw new UsageError(`--${name} is required`);
   return value;
+}
+
+function optional(values: Record<string, unknown>, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function list(values: Record<string, unknown>, name: string): string[] {
+  return (values[name] as string[] | undefined) ?? [];
+}
+
+async function userByEmail(db: Db, email: string) {
+  const user = await findUserByEmail(db, email);
+  if (!user) throw new DomainError('unknown_user', `No user with email ${email.trim().toLowerCase()}.`, 404);
+  return user;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -162,17 +201,38 @@ const COMMANDS: Record<string, Command> = {
       'post-logout-redirect-uri': { type: 'string', multiple: true },
       'first-party': { type: 'boolean' },
       public: { type: 'boolean' },
+      machine: { type: 'boolean' },
       grant: { type: 'string', multiple: true },
+      'auth-method': { type: 'string' },
+      jwks: { type: 'string' },
+      'jwks-uri': { type: 'string' },
+      'backchannel-logout-uri': { type: 'string' },
+      'id-token-alg': { type: 'string' },
+      scope: { type: 'string' },
     },
-    run: async ({ db, secrets }, v) => {
-      const created = await createClient(db, secrets, {
-        name: required(v, 'name'),
-        redirectUris: (v['redirect-uri'] as string[] | undefined) ?? [],
-        postLogoutRedirectUris: (v['post-logout-redirect-uri'] as string[] | undefined) ?? [],
-        firstParty: Boolean(v['first-party']),
-        public: Boolean(v.public),
-        grants: (v.grant as string[] | undefined) ?? [],
-      });
+    run: async ({ db, secrets, config }, v) => {
+      if (v.scope !== undefined && !v.machine) throw new UsageError('--scope is for machine clients (--machine)');
+      if (v.machine && list(v, 'redirect-uri').length) throw new UsageError('a machine client (--machine) has no --redirect-uri');
+      const created = await createClient(
+        db,
+        secrets,
+        {
+          name: required(v, 'name'),
+          redirectUris: list(v, 'redirect-uri'),
+          postLogoutRedirectUris: list(v, 'post-logout-redirect-uri'),
+          firstParty: Boolean(v['first-party']),
+          public: Boolean(v.public),
+          machine: Boolean(v.machine),
+          grants: list(v, 'grant'),
+          authMethod: optional(v, 'auth-method'),
+          jwks: optional(v, 'jwks'),
+          jwksUri: optional(v, 'jwks-uri'),
+          backchannelLogoutUri: optional(v, 'backchannel-logout-uri'),
+          idTokenAlg: optional(v, 'id-token-alg'),
+          scope: optional(v, 'scope'),
+        },
+        { production: config.production, via: 'cli' },
+      );
       await audit(db, { type: 'client.registered', details: { via: 'cli', client_id: created.client_id } });
       return { exitCode: 0, output: created };
     },
@@ -181,6 +241,36 @@ const COMMANDS: Record<string, Command> = {
   'client list': {
     options: {},
     run: async ({ db }) => ({ exitCode: 0, output: { clients: await listClients(db) } }),
+  },
+
+  'client show': {
+    options: { 'client-id': { type: 'string' } },
+    run: async ({ db }, v) => ({ exitCode: 0, output: { ...(await getClient(db, required(v, 'client-id'))) } }),
+  },
+
+  'client update': {
+    options: { 'client-id': { type: 'string' }, 'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true } },
+    run: async ({ db, secrets, config }, v) => {
+      const clientId = required(v, 'client-id');
+      const updated = await updateClientUris(
+        db,
+        secrets,
+        clientId,
+        { redirectUris: list(v, 'redirect-uri'), postLogoutRedirectUris: list(v, 'post-logout-redirect-uri') },
+        { production: config.production },
+      );
+      await audit(db, { type: 'client.updated', details: { via: 'cli', client_id: clientId } });
+      return { exitCode: 0, output: { ...updated } };
+    },
+  },
+
+  'client rotate-secret': {
+    options: { 'client-id': { type: 'string' } },
+    run: async ({ db, secrets }, v) => {
+      const rotated = await rotateClientSecret(db, secrets, required(v, 'client-id'));
+      await audit(db, { type: 'client.secret_rotated', details: { via: 'cli', client_id: rotated.client_id } });
+      return { exitCode: 0, output: rotated };
+    },
   },
 
   'client delete': {
@@ -192,10 +282,99 @@ const COMMANDS: Record<string, Command> = {
       return { exitCode: 0, output: { deleted: clientId } };
     },
   },
+
+  'client iat create': {
+    options: { 'expires-in': { type: 'string' }, reusable: { type: 'boolean' } },
+    run: async ({ db }, v) => {
+      const expiresIn = parseDuration(optional(v, 'expires-in') ?? '1d', '--expires-in', { min: 60, max: 30 * 86400 });
+      const token = await createInitialAccessToken(db, { expiresInSeconds: expiresIn, reusable: Boolean(v.reusable) });
+      await audit(db, { type: 'client.iat_created', details: { via: 'cli', expires_at: token.expires_at, single_use: token.single_use } });
+      return { exitCode: 0, output: { ...token } };
+    },
+  },
+
+  'resource create': {
+    options: { uri: { type: 'string' }, scope: { type: 'string', multiple: true }, name: { type: 'string' }, ttl: { type: 'string' } },
+    run: async ({ db, config }, v) => {
+      const ttl = optional(v, 'ttl');
+      const server = await createResourceServer(
+        db,
+        {
+          identifier: required(v, 'uri'),
+          scopes: list(v, 'scope'),
+          name: optional(v, 'name'),
+          accessTokenTtl: ttl === undefined ? undefined : parseDuration(ttl, '--ttl', { min: 60, max: MAX_SIGNED_TOKEN_LIFETIME }),
+        },
+        { production: config.production },
+      );
+      await audit(db, { type: 'resource.created', details: { via: 'cli', resource: server.identifier } });
+      return { exitCode: 0, output: { ...server } };
+    },
+  },
+
+  'resource list': {
+    options: {},
+    run: async ({ db }) => ({ exitCode: 0, output: { resources: await listResourceServers(db) } }),
+  },
+
+  'resource delete': {
+    options: { uri: { type: 'string' } },
+    run: async ({ db }, v) => {
+      const uri = required(v, 'uri');
+      await deleteResourceServer(db, uri);
+      await audit(db, { type: 'resource.deleted', details: { via: 'cli', resource: uri } });
+      return { exitCode: 0, output: { deleted: uri } };
+    },
+  },
+
+  'consent list': {
+    options: { email: { type: 'string' } },
+    run: async ({ db }, v) => {
+      const user = await userByEmail(db, required(v, 'email'));
+      return { exitCode: 0, output: { user_id: user.id, email: user.email, consents: await listConsents(db, user.id) } };
+    },
+  },
+
+  'consent revoke': {
+    options: { email: { type: 'string' }, 'client-id': { type: 'string' } },
+    run: async ({ db }, v) => {
+      const user = await userByEmail(db, required(v, 'email'));
+      const clientId = required(v, 'client-id');
+      const result = await revokeConsent(db, user.id, clientId);
+      await audit(db, { type: 'consent.revoked', userId: user.id, customerId: user.customer_id, details: { via: 'cli', client_id: clientId, ...result } });
+      return { exitCode: 0, output: { revoked: { email: user.email, client_id: clientId }, ...result } };
+    },
+  },
+
+  'keys list': {
+    options: {},
+    run: async ({ db }) => ({ exitCode: 0, output: { keys: await listSigningKeys(db) } }),
+  },
+
+  'keys rotate': {
+    options: { alg: { type: 'string', multiple: true }, 'activate-in': { type: 'string' } },
+    run: async ({ db, secrets }, v) => {
+      const activateIn = optional(v, 'activate-in');
+      const added = await rotateSigningKeys(db, secrets, {
+        algs: list(v, 'alg'),
+        activateInSeconds: activateIn === undefined ? undefined : parseDuration(activateIn, '--activate-in', { min: 0, max: 30 * 86400 }),
+      });
+      await audit(db, { type: 'keys.rotated', details: { via: 'cli', kids: added.map((k) => k.kid) } });
+      return {
+        exitCode: 0,
+        output: { added, keys: await listSigningKeys(db) },
+        ...(added.some((k) => k.activates_at.getTime() <= Date.now() + 60_000)
+          ? { notice: 'The new keys sign (almost) at once: instances that have not picked them up yet may publish a JWKS without them for up to 30 seconds.' }
+          : {}),
+      };
+    },
+  },
 };
 
-/** Splits argv into the command name (one or two words) and its options. */
+/** Splits argv into the command name (one to three words) and its options. */
 export function resolveCommand(argv: string[]): { name: string; command: Command; rest: string[] } {
+  const three = argv.slice(0, 3).join(' ');
+  if (COMMANDS[three]) return { name: three, command: COMMANDS[three]!, rest: argv.slice(3) };
   const two = argv.slice(0, 2).join(' ');
   if (COMMANDS[two]) return { name: two, command: COMMANDS[two]!, rest: argv.slice(2) };
   const one = argv[0] ?? '';

@@ -6,9 +6,9 @@ import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { findUserById, type UserWithCustomer } from '../accounts/users.js';
 import { negotiateLocale } from '../i18n/index.js';
+import { CONSOLE_CLIENT_ID } from '../oidc/clients.js';
 import { randomToken } from '../security/crypto.js';
 
-export const CONSOLE_CLIENT_ID = 'account-console';
 /** Sensitive actions (2FA changes, admin actions) need a sign-in at most this old. */
 export const RECENT_SIGN_IN_SECONDS = 5 * 60;
 const LOGIN_COOKIE = 'idp_console_login';

@@ -11,6 +11,7 @@ import { negotiateLocale } from '../i18n/index.js';
 import { ACR } from '../oidc/provider.js';
 import type { Services } from '../services.js';
 import { audit } from '../security/audit.js';
+import { showConsent } from './consent.js';
 import { deleteFlow, loadFlow, saveFlow, type LoginFlow } from './flow.js';
 import { nextStep, type StepName } from './policy.js';
 import type { LoginStep, StepInput } from './step.js';
@@ -111,28 +112,10 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
   }
 
-  /**
-   * Until the consent page exists (issue 7), requested scopes and claims are granted without asking.
-   */
-  async function grantConsent(ctx: Context, details: Details): Promise<void> {
-    const { prompt, params, session, grantId } = details;
-    const grant = grantId
-      ? await provider.Grant.find(grantId)
-      : new provider.Grant({ accountId: session!.accountId, clientId: String(params.client_id) });
-    if (!grant) ctx.throw(400, 'grant not found');
-    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
-    const savedId = await grant.save();
-    ctx.respond = false;
-    await provider.interactionFinished(ctx.req, ctx.res, { consent: grantId ? {} : { grantId: savedId } }, { mergeWithLastSubmission: true });
-  }
-
   router.get('/interaction/:uid', async (ctx) => {
     const { details, input } = await begin(ctx);
     ctx.state.clientId = details.params.client_id;
-    if (details.prompt.name === 'consent') return grantConsent(ctx, details);
+    if (details.prompt.name === 'consent') return showConsent(services, provider, ctx, details);
     if (details.prompt.name !== 'login') ctx.throw(400, `unsupported prompt ${details.prompt.name}`);
     if (await takeInvitation(ctx, services, input.flow)) await saveFlow(services.db, input.flow);
     const next = nextStep(input.flow);

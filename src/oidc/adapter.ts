@@ -79,7 +79,8 @@ export class ClientAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload): Promise<void> {
-    await saveClientMetadata(this.db, this.secrets, { ...payload, client_id: id });
+    // Only dynamic registration (RFC 7591/7592) writes clients through the adapter.
+    await saveClientMetadata(this.db, this.secrets, { ...payload, client_id: id }, { via: 'dcr' });
   }
 
   find(id: string): Promise<AdapterPayload | undefined> {

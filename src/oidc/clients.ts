@@ -1,30 +1,51 @@
 // Registered OIDC clients (relying-party apps). Metadata is stored as oidc-provider expects it; the
 // client secret is encrypted at rest (oidc-provider needs it in clear to check client_secret_* auth).
+//
+// Three kinds of client, registered by the CLI, the operator page or dynamic registration, all checked
+// by the same rules (checkClientMetadata):
+//   web      confidential app with a back end: client_secret_basic, client_secret_post or private_key_jwt
+//   public   app that cannot keep a secret (native, single-page): no secret, PKCE required
+//   machine  server-to-server: client_credentials only, no redirect URIs, no user
 import { z } from 'zod';
 import { affectedRows, type Db } from '../db/index.js';
 import { DomainError } from '../errors.js';
 import { randomToken, type Secrets } from '../security/crypto.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string; client_secret?: string };
+export type ClientKind = 'web' | 'public' | 'machine';
+export type RegisteredVia = 'cli' | 'ops' | 'dcr';
+
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+export const ID_TOKEN_ALGS = ['RS256', 'ES256'] as const;
+const SECRET_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 
 export interface ClientSummary {
   client_id: string;
   client_name: string | null;
+  kind: ClientKind;
   redirect_uris: string[];
   post_logout_redirect_uris: string[];
   grant_types: string[];
   token_endpoint_auth_method: string;
+  backchannel_logout_uri: string | null;
   first_party: boolean;
+  registered_via: RegisteredVia;
+  /** Resource-server scopes this (machine) client may obtain with client_credentials. */
+  api_scopes: string[];
   created_at: Date;
+  updated_at: Date;
+}
+
+export interface ClientRules {
+  /** In production, http redirect URIs on loopback are allowed only for public (native) clients (RFC 8252 §7.3). */
+  production?: boolean | undefined;
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+$/;
 
-/**
- * A redirect URI must be absolute, without a fragment, and https — except loopback (RFC 8252 §7.3) or a
- * private-use scheme in reverse-domain form for native apps (RFC 8252 §7.1).
- */
-export function validateRedirectUri(value: string, field = 'redirect URI'): string {
+function parseUrl(value: string, field: string): URL {
   let url: URL;
   try {
     url = new URL(value);
@@ -32,58 +53,246 @@ export function validateRedirectUri(value: string, field = 'redirect URI'): stri
     throw new DomainError('invalid_redirect_uri', `The ${field} "${value}" is not an absolute URL.`);
   }
   if (url.hash || value.includes('#')) throw new DomainError('invalid_redirect_uri', `The ${field} "${value}" must not contain a fragment (#).`);
+  return url;
+}
+
+/**
+ * A redirect URI must be absolute, without a fragment, and https — except http on loopback (RFC 8252 §7.3;
+ * in production only for public clients) or a private-use scheme in reverse-domain form for native apps
+ * (RFC 8252 §7.1).
+ */
+export function validateRedirectUri(value: string, field = 'redirect URI', options: { allowHttpLoopback?: boolean } = {}): string {
+  const url = parseUrl(value, field);
   const scheme = url.protocol.slice(0, -1);
+  const allowLoopback = options.allowHttpLoopback ?? true;
   if (scheme === 'https' && url.hostname) return value;
-  if (scheme === 'http' && LOOPBACK_HOSTS.has(url.hostname)) return value;
-  if (/^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+$/.test(scheme) && !['http', 'https'].includes(scheme)) return value;
+  if (scheme === 'http' && LOOPBACK_HOSTS.has(url.hostname) && allowLoopback) return value;
+  if (PRIVATE_USE_SCHEME.test(scheme) && !['http', 'https'].includes(scheme)) return value;
   throw new DomainError(
     'invalid_redirect_uri',
-    `The ${field} "${value}" must use https (http is allowed only for localhost/127.0.0.1, custom schemes only in reverse-domain form).`,
+    allowLoopback
+      ? `The ${field} "${value}" must use https (http is allowed only for localhost/127.0.0.1, custom schemes only in reverse-domain form).`
+      : `The ${field} "${value}" must use https (custom schemes only in reverse-domain form; http on localhost only for public clients in production).`,
   );
+}
+
+/** A URI the provider calls or fetches (back-channel logout, jwks_uri): https, or http on loopback outside production. */
+export function validateServerUri(value: string, field: string, rules: ClientRules = {}): string {
+  const url = parseUrl(value, field);
+  if (url.protocol === 'https:' && url.hostname) return value;
+  if (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname) && !rules.production) return value;
+  throw new DomainError('invalid_client_metadata', `The ${field} "${value}" must use https${rules.production ? '' : ' (http only on localhost/127.0.0.1)'}.`);
 }
 
 export const extraGrantSchema = z.enum(['refresh_token', 'client_credentials'], 'A grant must be refresh_token or client_credentials.');
 
-export interface CreateClientInput {
-  name: string;
-  redirectUris: string[];
-  postLogoutRedirectUris?: string[];
-  firstParty?: boolean;
-  public?: boolean;
-  grants?: string[];
+function stringArray(value: unknown, field: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+    throw new DomainError('invalid_client_metadata', `${field} must be an array of strings.`);
+  }
+  return value as string[];
 }
 
-export async function createClient(db: Db, secrets: Secrets, input: CreateClientInput): Promise<{ client_id: string; client_secret?: string }> {
+function optionalString(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new DomainError('invalid_client_metadata', `${field} must be a string.`);
+  return value;
+}
+
+/** The kind of a client, from its metadata. */
+export function clientKind(metadata: Record<string, unknown>): ClientKind {
+  if (metadata.token_endpoint_auth_method === 'none') return 'public';
+  const grants = (metadata.grant_types as string[] | undefined) ?? ['authorization_code'];
+  return grants.includes('client_credentials') && !grants.includes('authorization_code') ? 'machine' : 'web';
+}
+
+/**
+ * The rules every registration path applies (CLI, operator page, dynamic registration): known grant and
+ * response types and authentication methods, redirect URIs as in validateRedirectUri, URIs the provider
+ * calls over https. oidc-provider then checks the metadata against its own schema.
+ */
+export function checkClientMetadata(metadata: Record<string, unknown>, rules: ClientRules = {}): void {
+  const grants = metadata.grant_types === undefined ? ['authorization_code'] : stringArray(metadata.grant_types, 'grant_types');
+  const responseTypes = metadata.response_types === undefined ? ['code'] : stringArray(metadata.response_types, 'response_types');
+  const authMethod = optionalString(metadata.token_endpoint_auth_method, 'token_endpoint_auth_method') ?? 'client_secret_basic';
+
+  for (const grant of grants) {
+    if (!(GRANT_TYPES as readonly string[]).includes(grant)) {
+      throw new DomainError('invalid_grant_type', `Unknown grant "${grant}": use ${GRANT_TYPES.join(', ')}.`);
+    }
+  }
+  for (const type of responseTypes) {
+    if (type !== 'code') throw new DomainError('invalid_client_metadata', `Unknown response type "${type}": only "code" is supported.`);
+  }
+  if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
+    throw new DomainError('invalid_client_metadata', `Unknown token endpoint authentication method "${authMethod}": use ${AUTH_METHODS.join(', ')}.`);
+  }
+  const isPublic = authMethod === 'none';
+  if (isPublic && grants.includes('client_credentials')) {
+    throw new DomainError('invalid_grant_type', 'A public client cannot use client_credentials.');
+  }
+  if (grants.includes('refresh_token') && !grants.includes('authorization_code')) {
+    throw new DomainError('invalid_grant_type', 'refresh_token needs the authorization_code grant.');
+  }
+  if (authMethod === 'private_key_jwt' && metadata.jwks === undefined && metadata.jwks_uri === undefined) {
+    throw new DomainError('invalid_client_metadata', 'private_key_jwt needs the client\'s public keys (jwks or jwks_uri).');
+  }
+  const jwksUri = optionalString(metadata.jwks_uri, 'jwks_uri');
+  if (jwksUri) validateServerUri(jwksUri, 'jwks_uri', rules);
+
+  const redirectUris = stringArray(metadata.redirect_uris, 'redirect_uris');
+  const interactive = grants.includes('authorization_code') || responseTypes.length > 0;
+  if (interactive) {
+    if (!redirectUris.length) throw new DomainError('invalid_redirect_uri', 'At least one redirect URI is required.');
+    const allowHttpLoopback = !rules.production || isPublic;
+    for (const uri of redirectUris) validateRedirectUri(uri, 'redirect URI', { allowHttpLoopback });
+    for (const uri of stringArray(metadata.post_logout_redirect_uris, 'post_logout_redirect_uris')) {
+      validateRedirectUri(uri, 'post-logout redirect URI', { allowHttpLoopback });
+    }
+  } else if (redirectUris.length) {
+    throw new DomainError('invalid_redirect_uri', 'A client_credentials-only (machine) client has no redirect URIs.');
+  }
+  const backchannel = optionalString(metadata.backchannel_logout_uri, 'backchannel_logout_uri');
+  if (backchannel) validateServerUri(backchannel, 'back-channel logout URI', rules);
+  const alg = optionalString(metadata.id_token_signed_response_alg, 'id_token_signed_response_alg');
+  if (alg && !(ID_TOKEN_ALGS as readonly string[]).includes(alg)) {
+    throw new DomainError('invalid_client_metadata', `ID tokens are signed with ${ID_TOKEN_ALGS.join(' or ')}, not "${alg}".`);
+  }
+}
+
+/** Native apps (custom schemes, or a public client on loopback) are "native" for oidc-provider; the rest "web". */
+function applicationType(redirectUris: string[], isPublic: boolean): 'web' | 'native' {
+  const native = redirectUris.some((u) => {
+    const url = new URL(u);
+    return !['http:', 'https:'].includes(url.protocol) || (isPublic && url.protocol === 'http:');
+  });
+  return native ? 'native' : 'web';
+}
+
+export interface CreateClientInput {
+  name: string;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  firstParty?: boolean;
+  /** A public client: no secret, PKCE required. */
+  public?: boolean;
+  /** A machine client: client_credentials only, no redirect URIs. */
+  machine?: boolean;
+  grants?: string[];
+  /** client_secret_basic (default), client_secret_post or private_key_jwt (then jwks or jwksUri). */
+  authMethod?: string | undefined;
+  jwks?: unknown;
+  jwksUri?: string | undefined;
+  backchannelLogoutUri?: string | undefined;
+  /** RS256 (default) or ES256. */
+  idTokenAlg?: string | undefined;
+  /** For machine clients: the resource-server scopes it may obtain with client_credentials (space-separated). */
+  scope?: string | undefined;
+}
+
+export type CreatedClient = {
+  client_id: string;
+  client_secret?: string;
+};
+
+export async function createClient(
+  db: Db,
+  secrets: Secrets,
+  input: CreateClientInput,
+  options: ClientRules & { via?: RegisteredVia } = {},
+): Promise<CreatedClient> {
   const name = z.string().trim().min(1).max(200).safeParse(input.name);
   if (!name.success) throw new DomainError('invalid_name', 'A client name of 1 to 200 characters is required.');
-  if (!input.redirectUris.length) throw new DomainError('invalid_redirect_uri', 'At least one --redirect-uri is required.');
-  const redirectUris = input.redirectUris.map((u) => validateRedirectUri(u));
-  const postLogout = (input.postLogoutRedirectUris ?? []).map((u) => validateRedirectUri(u, 'post-logout redirect URI'));
-  const grants = new Set<string>(['authorization_code']);
+  if (input.public && input.machine) throw new DomainError('invalid_client_metadata', 'A client is either public or a machine client, not both.');
+
+  const grants = new Set<string>(input.machine ? ['client_credentials'] : ['authorization_code']);
   for (const g of input.grants ?? []) {
     const parsed = extraGrantSchema.safeParse(g);
     if (!parsed.success) throw new DomainError('invalid_grant_type', `Unknown grant "${g}": use refresh_token or client_credentials.`);
     grants.add(parsed.data);
   }
-  if (input.public && grants.has('client_credentials')) {
-    throw new DomainError('invalid_grant_type', 'A public client cannot use client_credentials.');
+  const redirectUris = input.redirectUris ?? [];
+  if (!input.machine && !redirectUris.length) throw new DomainError('invalid_redirect_uri', 'At least one --redirect-uri is required.');
+
+  let authMethod = input.public ? 'none' : (input.authMethod ?? 'client_secret_basic');
+  if (input.public && input.authMethod && input.authMethod !== 'none') {
+    throw new DomainError('invalid_client_metadata', 'A public client has no credentials: leave out the authentication method.');
+  }
+  if (!input.public && authMethod === 'none') throw new DomainError('invalid_client_metadata', 'Use --public for a client without credentials.');
+  authMethod = String(authMethod);
+
+  let jwks: unknown;
+  if (input.jwks !== undefined) {
+    jwks = typeof input.jwks === 'string' ? parseJson(input.jwks, 'jwks') : input.jwks;
+    const keys = (jwks as { keys?: unknown } | null)?.keys;
+    if (!Array.isArray(keys) || !keys.length || keys.some((k) => typeof k !== 'object' || k === null || 'd' in k)) {
+      throw new DomainError('invalid_client_metadata', 'jwks must be a JSON Web Key Set {"keys": [...]} of public keys.');
+    }
   }
 
   const metadata: ClientMetadata = {
-    client_id: randomToken(16),
+    client_id: newClientId(),
     client_name: name.data,
-    redirect_uris: redirectUris,
-    post_logout_redirect_uris: postLogout,
+    application_type: input.machine ? 'web' : applicationTypeSafe(redirectUris, Boolean(input.public)),
+    redirect_uris: input.machine ? [] : redirectUris,
+    post_logout_redirect_uris: input.machine ? [] : (input.postLogoutRedirectUris ?? []),
     grant_types: [...grants],
-    response_types: ['code'],
-    token_endpoint_auth_method: input.public ? 'none' : 'client_secret_basic',
-    ...(input.public ? {} : { client_secret: randomToken(32) }),
+    response_types: input.machine ? [] : ['code'],
+    token_endpoint_auth_method: authMethod,
+    ...(jwks !== undefined ? { jwks } : {}),
+    ...(input.jwksUri ? { jwks_uri: input.jwksUri } : {}),
+    ...(input.backchannelLogoutUri ? { backchannel_logout_uri: input.backchannelLogoutUri, backchannel_logout_session_required: true } : {}),
+    ...(input.idTokenAlg ? { id_token_signed_response_alg: input.idTokenAlg } : {}),
+    ...(SECRET_AUTH_METHODS.has(authMethod) ? { client_secret: randomToken(32) } : {}),
   };
-  await saveClientMetadata(db, secrets, metadata, { firstParty: Boolean(input.firstParty) });
+  checkClientMetadata(metadata, options);
+  if (input.scope !== undefined && !input.machine) throw new DomainError('invalid_scope', 'API scopes are registered on machine clients only.');
+  const apiScopes = input.scope === undefined ? [] : normaliseScope(input.scope);
+  if (input.machine && !apiScopes.length) throw new DomainError('invalid_scope', 'A machine client needs the API scopes it may obtain (--scope).');
+  await saveClientMetadata(db, secrets, metadata, { firstParty: Boolean(input.firstParty), via: options.via ?? 'cli', apiScopes });
   return { client_id: metadata.client_id, ...(metadata.client_secret ? { client_secret: metadata.client_secret } : {}) };
 }
 
-export async function saveClientMetadata(db: Db, secrets: Secrets, metadata: ClientMetadata, options: { firstParty?: boolean } = {}): Promise<void> {
+/** A new client id: 22 URL-safe characters, never starting with "-" (which command lines take for an option). */
+export function newClientId(): string {
+  for (;;) {
+    const id = randomToken(16);
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
+}
+
+/** applicationType, but bad URIs are left for checkClientMetadata to report clearly. */
+function applicationTypeSafe(redirectUris: string[], isPublic: boolean): 'web' | 'native' {
+  try {
+    return applicationType(redirectUris, isPublic);
+  } catch {
+    return 'web';
+  }
+}
+
+function parseJson(value: string, field: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new DomainError('invalid_client_metadata', `${field} is not valid JSON.`);
+  }
+}
+
+function normaliseScope(scope: string): string[] {
+  const scopes = scope.split(/[\s,]+/).filter(Boolean);
+  for (const s of scopes) {
+    if (!/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(s)) throw new DomainError('invalid_scope', `"${s}" is not a valid scope.`);
+  }
+  return [...new Set(scopes)];
+}
+
+export async function saveClientMetadata(
+  db: Db,
+  secrets: Secrets,
+  metadata: ClientMetadata,
+  options: { firstParty?: boolean; via?: RegisteredVia; apiScopes?: string[] } = {},
+): Promise<void> {
   const { client_secret: secret, ...rest } = metadata;
   const row = {
     client_id: metadata.client_id,
@@ -92,7 +301,7 @@ export async function saveClientMetadata(db: Db, secrets: Secrets, metadata: Cli
     updated_at: new Date(),
   };
   await db('oidc_clients')
-    .insert({ ...row, first_party: Boolean(options.firstParty) })
+    .insert({ ...row, first_party: Boolean(options.firstParty), registered_via: options.via ?? 'cli', api_scopes: JSON.stringify(options.apiScopes ?? []) })
     .onConflict('client_id')
     .merge(['metadata', 'secret_encrypted', 'updated_at']);
 }
@@ -107,23 +316,97 @@ export async function findClientMetadata(db: Db, secrets: Secrets, clientId: str
   };
 }
 
+/** The account console: the one client defined in code (see console/session.ts). */
+export const CONSOLE_CLIENT_ID = 'account-console';
+/** Clients defined in code are first party; the rest say so in their row. */
+const BUILT_IN_FIRST_PARTY = new Set([CONSOLE_CLIENT_ID]);
+
 export async function isFirstPartyClient(db: Db, clientId: string): Promise<boolean> {
+  if (BUILT_IN_FIRST_PARTY.has(clientId)) return true;
   const row = await db('oidc_clients').where({ client_id: clientId }).first<{ first_party: boolean } | undefined>('first_party');
   return Boolean(row?.first_party);
 }
 
-export async function listClients(db: Db): Promise<ClientSummary[]> {
-  const rows = await db('oidc_clients').orderBy('created_at').select<{ client_id: string; metadata: ClientMetadata; first_party: boolean; created_at: Date }[]>();
-  return rows.map((r) => ({
+interface ClientRow {
+  client_id: string;
+  metadata: ClientMetadata;
+  first_party: boolean;
+  registered_via: RegisteredVia;
+  api_scopes: string[];
+  created_at: Date;
+  updated_at: Date;
+}
+
+function summary(r: ClientRow): ClientSummary {
+  return {
     client_id: r.client_id,
     client_name: (r.metadata.client_name as string | undefined) ?? null,
+    kind: clientKind(r.metadata),
     redirect_uris: (r.metadata.redirect_uris as string[] | undefined) ?? [],
     post_logout_redirect_uris: (r.metadata.post_logout_redirect_uris as string[] | undefined) ?? [],
     grant_types: (r.metadata.grant_types as string[] | undefined) ?? ['authorization_code'],
     token_endpoint_auth_method: (r.metadata.token_endpoint_auth_method as string | undefined) ?? 'client_secret_basic',
+    backchannel_logout_uri: (r.metadata.backchannel_logout_uri as string | undefined) ?? null,
     first_party: r.first_party,
+    registered_via: r.registered_via,
+    api_scopes: r.api_scopes,
     created_at: r.created_at,
-  }));
+    updated_at: r.updated_at,
+  };
+}
+
+/** The resource-server scopes a machine client may obtain with client_credentials. */
+export async function clientApiScopes(db: Db, clientId: string): Promise<string[]> {
+  const row = await db('oidc_clients').where({ client_id: clientId }).first<{ api_scopes: string[] } | undefined>('api_scopes');
+  return row?.api_scopes ?? [];
+}
+
+export async function listClients(db: Db): Promise<ClientSummary[]> {
+  const rows = await db('oidc_clients').orderBy([{ column: 'created_at' }, { column: 'client_id' }]).select<ClientRow[]>();
+  return rows.map(summary);
+}
+
+export async function getClient(db: Db, clientId: string): Promise<ClientSummary> {
+  const row = await db('oidc_clients').where({ client_id: clientId }).first<ClientRow | undefined>();
+  if (!row) throw new DomainError('unknown_client', `No client with id ${clientId}.`, 404);
+  return summary(row);
+}
+
+/** Replaces a client's redirect and post-logout redirect URIs (same rules as at registration). */
+export async function updateClientUris(
+  db: Db,
+  secrets: Secrets,
+  clientId: string,
+  uris: { redirectUris: string[]; postLogoutRedirectUris: string[] },
+  rules: ClientRules = {},
+): Promise<ClientSummary> {
+  const metadata = await findClientMetadata(db, secrets, clientId);
+  if (!metadata) throw new DomainError('unknown_client', `No client with id ${clientId}.`, 404);
+  if (clientKind(metadata) === 'machine' && (uris.redirectUris.length || uris.postLogoutRedirectUris.length)) {
+    throw new DomainError('invalid_redirect_uri', 'A client_credentials-only (machine) client has no redirect URIs.');
+  }
+  const updated: ClientMetadata = {
+    ...metadata,
+    redirect_uris: uris.redirectUris,
+    post_logout_redirect_uris: uris.postLogoutRedirectUris,
+  };
+  if (clientKind(metadata) !== 'machine') updated.application_type = applicationTypeSafe(uris.redirectUris, clientKind(metadata) === 'public');
+  checkClientMetadata(updated, rules);
+  await saveClientMetadata(db, secrets, updated);
+  return getClient(db, clientId);
+}
+
+/** Gives a client a new secret (the old one stops working at once). */
+export async function rotateClientSecret(db: Db, secrets: Secrets, clientId: string): Promise<Required<CreatedClient>> {
+  const metadata = await findClientMetadata(db, secrets, clientId);
+  if (!metadata) throw new DomainError('unknown_client', `No client with id ${clientId}.`, 404);
+  const method = (metadata.token_endpoint_auth_method as string | undefined) ?? 'client_secret_basic';
+  if (!SECRET_AUTH_METHODS.has(method)) {
+    throw new DomainError('no_secret', `Client ${clientId} authenticates with ${method} and has no secret to rotate.`);
+  }
+  const secret = randomToken(32);
+  await saveClientMetadata(db, secrets, { ...metadata, client_secret: secret });
+  return { client_id: clientId, client_secret: secret };
 }
 
 export async function deleteClientRow(db: Db, clientId: string): Promise<boolean> {

@@ -1,19 +1,43 @@
 // The oidc-provider configuration: the only place that knows oidc-provider's shapes.
 import type { Context } from 'koa';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { JWK } from 'jose';
 import { findUserById } from '../accounts/users.js';
 import { consoleClientMetadata } from '../console/session.js';
+import { DomainError } from '../errors.js';
 import { render } from '../http/render.js';
+import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
 import { accountClaims } from './claims.js';
+import { AUTH_METHODS, checkClientMetadata, clientApiScopes, newClientId } from './clients.js';
+import { findConsent } from './consents.js';
+import { consumeInitialAccessToken, REGISTRATION_POLICY, SINGLE_USE_POLICY } from './registration.js';
+import { findResourceServer } from './resources.js';
 
 /** acr values: one factor (password or Google alone) and two factors. */
 export const ACR = { singleFactor: 'urn:telephony-idp:acr:1fa', multiFactor: 'urn:telephony-idp:acr:2fa' } as const;
 
+/** The scopes of the provider itself and the claims each one releases (README "Clients and tokens"). */
+export const SCOPE_CLAIMS = {
+  // acr/amr/auth_time sit under the openid scope: declared standalone, oidc-provider only emits them
+  // when the claims parameter asks (see STACK-NOTES, surprise 4).
+  openid: ['sub', 'acr', 'amr', 'auth_time'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'locale', 'updated_at'],
+  customer: ['customer_number', 'role'],
+} as const;
+export const OIDC_SCOPES = ['openid', 'offline_access', 'email', 'profile', 'customer'] as const;
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+function requestInfo(ctx: KoaContextWithOIDC) {
+  return { ip: ctx.ip, userAgent: ctx.get('user-agent') };
+}
+
 export function createProvider(services: Services, jwks: JWK[]): Provider {
-  const { config, db, secrets } = services;
+  const { config, db, secrets, log } = services;
+  const rules = { production: config.production };
 
   const configuration: Configuration = {
     adapter: adapterFactory(db, secrets) as unknown as Configuration['adapter'],
@@ -25,17 +49,13 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
-    // acr/amr/auth_time sit under the openid scope: declared standalone, oidc-provider only emits them
-    // when the claims parameter asks (see STACK-NOTES, surprise 4).
-    claims: {
-      openid: ['sub', 'acr', 'amr', 'auth_time'],
-      email: ['email', 'email_verified'],
-      profile: ['name', 'locale', 'updated_at'],
-      customer: ['customer_number', 'role'],
-    },
-    scopes: ['openid', 'offline_access', 'email', 'profile', 'customer'],
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    scopes: [...OIDC_SCOPES],
+    // The ID token carries the claims of the granted scopes (DESIGN §5), not only userinfo.
+    conformIdTokenClaims: false,
     acrValues: [ACR.singleFactor, ACR.multiFactor],
     responseTypes: ['code'],
+    clientAuthMethods: [...AUTH_METHODS],
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
@@ -50,9 +70,39 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
       // PKCE (S256 only) is required for public clients and used when a confidential client sends it.
       required: (_ctx, client) => client.clientAuthMethod === 'none',
     },
+    // Every use of a refresh token returns a new one. Presenting a used one again means it leaked:
+    // oidc-provider then revokes the whole grant (all its refresh and access tokens).
+    rotateRefreshToken: true,
+    // The session's grant for this client, or else one rebuilt from the consent the user gave before
+    // (remembered per user and client, see consents.ts); oidc-provider asks only for what is missing.
+    loadExistingGrant: async (ctx) => {
+      const clientId = ctx.oidc.client!.clientId;
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
+      if (grantId) {
+        const grant = await ctx.oidc.provider.Grant.find(grantId);
+        if (grant) return grant;
+      }
+      const accountId = ctx.oidc.account!.accountId;
+      const remembered = await findConsent(db, accountId, clientId);
+      if (!remembered) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ accountId, clientId });
+      if (remembered.scopes.length) grant.addOIDCScope(remembered.scopes.join(' '));
+      if (remembered.claims.length) grant.addOIDCClaims(remembered.claims);
+      for (const [indicator, scopes] of Object.entries(remembered.resource_scopes)) grant.addResourceScope(indicator, scopes.join(' '));
+      await grant.save();
+      return grant;
+    },
+    // Outgoing requests (back-channel logout, jwks_uri) are protected against SSRF by oidc-provider, which
+    // also refuses loopback addresses. Outside production, loopback is allowed (local apps and tests).
+    fetch: (url, init) => {
+      const target = new URL(url instanceof Request ? url.url : url);
+      if (!config.production && LOOPBACK_HOSTS.has(target.hostname) && init) delete (init as { dispatcher?: unknown }).dispatcher;
+      return globalThis.fetch(url, init);
+    },
     features: {
       devInteractions: { enabled: false },
       claimsParameter: { enabled: true },
+      clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
         // A client may introspect its own tokens; public clients nothing else.
@@ -63,6 +113,7 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx: KoaContextWithOIDC, form: string) => {
@@ -70,6 +121,50 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         },
         postLogoutSuccessSource: async (ctx: KoaContextWithOIDC) => {
           await render(ctx as unknown as Context, 'logout-done');
+        },
+      },
+      registration: {
+        enabled: true,
+        initialAccessToken: true,
+        issueRegistrationAccessToken: true,
+        idFactory: () => newClientId(),
+        policies: {
+          [REGISTRATION_POLICY]: (_ctx, metadata) => {
+            try {
+              checkClientMetadata(metadata as Record<string, unknown>, rules);
+            } catch (error) {
+              if (!(error instanceof DomainError)) throw error;
+              // RFC 7591 §3.2.2 error codes, with our message as the description.
+              throw new errors.CustomOIDCProviderError(error.code === 'invalid_redirect_uri' ? 'invalid_redirect_uri' : 'invalid_client_metadata', error.message);
+            }
+          },
+          [SINGLE_USE_POLICY]: async (ctx, metadata) => {
+            const iat = ctx.oidc.entities.InitialAccessToken;
+            if (!iat) return; // an update (RFC 7592) with the registration access token
+            // Check the metadata fully first, so a rejected registration does not use up the token.
+            await (ctx.oidc.provider.Client as unknown as { validate(m: unknown): Promise<void> }).validate(metadata);
+            if (!(await consumeInitialAccessToken(db, iat.jti))) throw new errors.InvalidToken('initial access token already used');
+          },
+        },
+      },
+      registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
+      resourceIndicators: {
+        enabled: true,
+        // Userinfo needs an opaque token without audience: the JWT for an API comes from passing
+        // `resource` at the token endpoint (code exchange or refresh).
+        useGrantedResource: () => false,
+        getResourceServerInfo: async (ctx, indicator, client) => {
+          const server = await findResourceServer(db, indicator);
+          if (!server) throw new errors.InvalidTarget('unknown resource server');
+          // A machine client gets only the API scopes an operator registered on it; a user's app gets
+          // what the user allows (consent) of the API's scopes.
+          let scopes = server.scopes;
+          if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials') {
+            const allowed = new Set(await clientApiScopes(db, client.clientId));
+            scopes = scopes.filter((s) => allowed.has(s));
+            if (!scopes.length) throw new errors.InvalidTarget('client is not allowed any scope of this resource server');
+          }
+          return { scope: scopes.join(' '), audience: server.identifier, accessTokenFormat: 'jwt', accessTokenTTL: server.access_token_ttl };
         },
       },
     },
@@ -102,6 +197,21 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
-  provider.on('server_error', (_ctx, error) => services.log.error({ err: error }, 'oidc-provider server_error'));
+  provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc-provider server_error'));
+
+  const record = (ctx: KoaContextWithOIDC, type: string, details: Record<string, unknown>, userId?: string) =>
+    audit(db, { type, userId, ...requestInfo(ctx), details }).catch((err: unknown) => log.error({ err, type }, 'audit write failed'));
+  provider.on('grant.error', (ctx, error: { error_detail?: string }) => {
+    if (error.error_detail === 'refresh token already used') {
+      // oidc-provider has revoked the grant: every token of that sign-in stops working.
+      const token = ctx.oidc.entities.RefreshToken;
+      void record(ctx, 'token.refresh_reuse_detected', { client_id: ctx.oidc.client?.clientId, grant_id: token?.grantId }, token?.accountId);
+    }
+  });
+  provider.on('registration_create.success', (ctx, client) => void record(ctx, 'client.registered', { via: 'dcr', client_id: client.clientId }));
+  provider.on('registration_update.success', (ctx, client) => void record(ctx, 'client.updated', { via: 'dcr', client_id: client.clientId }));
+  provider.on('registration_delete.success', (ctx, client) => void record(ctx, 'client.deleted', { via: 'dcr', client_id: client.clientId }));
+  provider.on('backchannel.error', (_ctx, error, client) => log.warn({ err: error, client_id: client.clientId }, 'back-channel logout failed'));
+  provider.on('end_session.success', (ctx) => void record(ctx, 'logout', { client_id: ctx.oidc.client?.clientId }, ctx.oidc.session?.accountId));
   return provider;
 }

@@ -24,6 +24,7 @@ export async function makeUser(options: { email?: string; password?: string | nu
 
 export const REDIRECT_URI = 'http://127.0.0.1:9/cb';
 
+/** A client for tests; first-party (no consent page) unless `firstParty: false` is given. */
 export async function makeClient(overrides: Partial<CreateClientInput> = {}) {
   const { services } = testEnv().server.app;
   return createClient(services.db, services.secrets, {
@@ -31,6 +32,7 @@ export async function makeClient(overrides: Partial<CreateClientInput> = {}) {
     redirectUris: [REDIRECT_URI],
     postLogoutRedirectUris: ['http://127.0.0.1:9/logged-out'],
     grants: ['refresh_token'],
+    firstParty: true,
     ...overrides,
   });
 }

@@ -1,0 +1,69 @@
+// Resource servers: APIs that accept JWT access tokens (RFC 9068). A client names one with a resource
+// indicator (RFC 8707); the access token then carries it as `aud` and only that API's scopes, and the API
+// verifies it offline against the provider's JWKS.
+import { z } from 'zod';
+import { affectedRows, type Db } from '../db/index.js';
+import { DomainError, isUniqueViolation } from '../errors.js';
+import { validateServerUri, type ClientRules } from './clients.js';
+import { MAX_SIGNED_TOKEN_LIFETIME } from './keys.js';
+
+/** Scopes of the provider itself: a resource server cannot reuse them. */
+const OIDC_SCOPES = new Set(['openid', 'offline_access', 'email', 'profile', 'customer', 'address', 'phone']);
+
+export interface ResourceServer {
+  identifier: string;
+  name: string;
+  scopes: string[];
+  access_token_ttl: number;
+  created_at: Date;
+}
+
+export const DEFAULT_ACCESS_TOKEN_TTL = 60 * 60;
+
+const scopeSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9:._\-/]{0,99}$/);
+
+export interface CreateResourceServerInput {
+  identifier: string;
+  scopes: string[];
+  name?: string | undefined;
+  accessTokenTtl?: number | undefined;
+}
+
+export async function createResourceServer(db: Db, input: CreateResourceServerInput, rules: ClientRules = {}): Promise<ResourceServer> {
+  const identifier = validateServerUri(input.identifier.trim(), 'resource indicator', rules);
+  if (new URL(identifier).search) throw new DomainError('invalid_resource', 'A resource indicator must not contain a query.');
+  const scopes = [...new Set(input.scopes.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean))];
+  if (!scopes.length) throw new DomainError('invalid_scope', 'A resource server needs at least one scope (--scope).');
+  for (const scope of scopes) {
+    if (!scopeSchema.safeParse(scope).success) throw new DomainError('invalid_scope', `"${scope}" is not a valid scope (letters, digits and : . _ - /).`);
+    if (OIDC_SCOPES.has(scope)) throw new DomainError('invalid_scope', `"${scope}" is an OpenID Connect scope of the provider; choose another name, e.g. "api:${scope}".`);
+  }
+  const ttl = input.accessTokenTtl ?? DEFAULT_ACCESS_TOKEN_TTL;
+  if (!Number.isInteger(ttl) || ttl < 60 || ttl > MAX_SIGNED_TOKEN_LIFETIME) {
+    throw new DomainError('invalid_ttl', `The access token lifetime must be between 1 minute and ${MAX_SIGNED_TOKEN_LIFETIME / 3600} hours.`);
+  }
+  const name = (input.name ?? new URL(identifier).host).trim();
+  if (!name || name.length > 200) throw new DomainError('invalid_name', 'A name of 1 to 200 characters is required.');
+  try {
+    const [row] = await db<ResourceServer>('resource_servers')
+      .insert({ identifier, name, scopes: JSON.stringify(scopes) as unknown as string[], access_token_ttl: ttl })
+      .returning('*');
+    return row!;
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new DomainError('resource_exists', `A resource server ${identifier} already exists.`, 409);
+    throw error;
+  }
+}
+
+export async function findResourceServer(db: Db, identifier: string): Promise<ResourceServer | undefined> {
+  return db<ResourceServer>('resource_servers').where({ identifier }).first();
+}
+
+export async function listResourceServers(db: Db): Promise<ResourceServer[]> {
+  return db<ResourceServer>('resource_servers').orderBy('created_at');
+}
+
+export async function deleteResourceServer(db: Db, identifier: string): Promise<void> {
+  const deleted = affectedRows(await db('resource_servers').where({ identifier }).delete());
+  if (!deleted) throw new DomainError('unknown_resource', `No resource server ${identifier}.`, 404);
+}
