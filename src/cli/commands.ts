@@ -4,7 +4,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createCustomer } from '../accounts/customers.js';
 import type { PasswordHasher } from '../accounts/passwords.js';
 import { disableTotp } from '../accounts/two-factor.js';
-import { createUser, findUserByEmail, type Role } from '../accounts/users.js';
+import { sendInvitation } from '../accounts/lifecycle.js';
+import { createUser, findUserByEmail, findUserById, type Role } from '../accounts/users.js';
+import { MailDeliveryError } from '../mail/mailer.js';
 import { migrateLatest, type Db } from '../db/index.js';
 import { parseDuration } from '../duration.js';
 import { DomainError } from '../errors.js';
@@ -57,6 +59,7 @@ Commands:
   customer create --name NAME [--customer-number N]
   user create --customer N --email E --name NAME [--role admin|user] [--owner]
               [--google-email G] [--password-stdin] [--no-invite]
+  user invite --email E
   user disable-2fa --email E
   client create --name NAME --redirect-uri URI [--redirect-uri URI...]
                 [--post-logout-redirect-uri URI...] [--first-party] [--public]
@@ -136,7 +139,8 @@ const COMMANDS: Record<string, Command> = {
       'password-stdin': { type: 'boolean' },
       'no-invite': { type: 'boolean' },
     },
-    run: async ({ db, hasher, stdin }, v) => {
+    run: async (ctx, v) => {
+      const { db, hasher, stdin } = ctx;
       let password: string | undefined;
       if (v['password-stdin']) {
         password = (stdin ?? '').replace(/\r?\n$/, '');
@@ -161,24 +165,46 @@ const COMMANDS: Record<string, Command> = {
         });
         return created;
       });
-      const wantsInvite = !v['no-invite'];
-      return {
-        exitCode: 0,
-        output: {
-          user_id: user.id,
-          email: user.email,
-          name: user.name,
-          customer_number: customer.customer_number,
-          role: user.role,
-          owner: user.is_owner,
-          status: user.status,
-          google_email: user.google_email,
-          invitation_sent: false,
-        },
-        ...(wantsInvite
-          ? { notice: 'Invitation emails are not available yet: set a password with --password-stdin, or invite the user once invitations are enabled.' }
-          : {}),
+      const output = {
+        user_id: user.id,
+        email: user.email,
+        name: user.name,
+        customer_number: customer.customer_number,
+        role: user.role,
+        owner: user.is_owner,
+        status: user.status,
+        google_email: user.google_email,
+        invitation_sent: false,
       };
+      // A user without a password gets an invitation to set one (unless --no-invite).
+      if (v['no-invite'] || user.status !== 'invited') return { exitCode: 0, output };
+      try {
+        await sendInvitation(ctx, (await findUserById(db, user.id))!, { name: 'Support' }, { userAgent: 'idp-cli' });
+      } catch (error) {
+        if (!(error instanceof MailDeliveryError)) throw error;
+        return {
+          exitCode: 1,
+          output,
+          error: `The user was created, but the invitation email could not be sent. Retry with: idp user invite --email ${user.email}`,
+        };
+      }
+      return { exitCode: 0, output: { ...output, invitation_sent: true } };
+    },
+  },
+
+  'user invite': {
+    options: { email: { type: 'string' } },
+    run: async (ctx, v) => {
+      const email = required(v, 'email');
+      const user = await findUserByEmail(ctx.db, email);
+      if (!user) throw new DomainError('unknown_user', `No user with email ${email}.`, 404);
+      try {
+        await sendInvitation(ctx, user, { name: 'Support' }, { userAgent: 'idp-cli' });
+      } catch (error) {
+        if (error instanceof MailDeliveryError) throw new DomainError('mail_failed', 'The invitation email could not be sent; check SMTP_URL and retry.', 503);
+        throw error;
+      }
+      return { exitCode: 0, output: { user_id: user.id, email: user.email, invitation_sent: true } };
     },
   },
 

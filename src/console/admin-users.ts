@@ -79,7 +79,7 @@ export function adminUserRoutes(services: Services, signedIn: Middleware): Route
       created = (await findUserById(db, user.id))!;
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      await page(ctx, { error: t(ctx)(error.message as MessageKey) ?? error.message, form }, error.status);
+      await page(ctx, { error: t(ctx)(error.message as MessageKey), form }, error.status);
       return;
     }
     try {
