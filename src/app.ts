@@ -19,6 +19,7 @@ import { consoleRoutes } from './console/routes.js';
 import { consentRoutes } from './login/consent.js';
 import { loginRoutes } from './login/routes.js';
 import { selfServiceRoutes } from './login/self-service.js';
+import { deviceCredentialApi, ensureDeviceApi } from './api/device-credentials.js';
 import { deleteExpiredPayloads } from './oidc/adapter.js';
 import { deleteExpiredKeys } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
@@ -76,6 +77,7 @@ export async function buildApp(services: Services): Promise<App> {
   });
   // Routes keep this stand-in, which always forwards to the provider in use.
   const provider = providers.facade();
+  services.provider = provider;
 
   const ours = new Router();
   ours.use(operationalRoutes(services).routes());
@@ -85,6 +87,12 @@ export async function buildApp(services: Services): Promise<App> {
   ours.use(loginRoutes(services, provider).routes());
   ours.use(consoleRoutes(services, provider).routes());
   ours.use(selfServiceRoutes(services).routes());
+
+  // APIs for machines: Bearer tokens instead of cookies, so no CSRF and JSON errors.
+  await ensureDeviceApi(services.db, services.config.issuer);
+  const api = new Router();
+  api.use(deviceCredentialApi(services).routes());
+  const apis = compose([errorHandler(services.log), api.routes()] as compose.Middleware<Context>[]);
 
   const koa = new Koa({ proxy: services.config.trustProxy });
   koa.keys = services.config.cookieKeys;
@@ -100,8 +108,8 @@ export async function buildApp(services: Services): Promise<App> {
   const pages = compose(pageStack as compose.Middleware<Context>[]);
 
   koa.use(async (ctx) => {
-    const match = ours.match(ctx.path, ctx.method);
-    if (match.route) return pages(ctx);
+    if (ours.match(ctx.path, ctx.method).route) return pages(ctx);
+    if (api.match(ctx.path, ctx.method).route) return apis(ctx);
     // oidc-provider runs on its own context (its own cookie keys and proxy setting); see STACK-NOTES surprise 3.
     ctx.respond = false;
     await providers.handle(ctx.req, ctx.res);

@@ -1,5 +1,6 @@
 // The long-lived objects a request needs, built once at start-up and handed to routes and commands.
 import { PasswordHasher } from './accounts/passwords.js';
+import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
 import type { Db } from './db/index.js';
 import type { Logger } from './log.js';
@@ -33,8 +34,12 @@ export interface Services {
     resetPerIp: Limiter;
     /** Wrong current passwords on "Change password" per user: 5 in 15 minutes. */
     passwordChangePerUser: Limiter;
+    /** Failed device-credential checks per SIP username: 20 in 15 minutes. */
+    deviceVerifyPerUsername: Limiter;
   };
   mailer: Mailer;
+  /** The provider in use (set once the app is built; a stand-in that follows key rotation). */
+  provider?: Provider;
 }
 
 export function createServices(config: Config, db: Db, log: Logger): Services {
@@ -55,6 +60,7 @@ export function createServices(config: Config, db: Db, log: Logger): Services {
       resetPerEmail: new Limiter(db, 'reset-email', { points: 3, duration: 60 * 60 }),
       resetPerIp: new Limiter(db, 'reset-ip', { points: 20, duration: 60 * 60 }),
       passwordChangePerUser: new Limiter(db, 'pwd-change', { points: 5, duration: 15 * 60, blockDuration: 15 * 60 }),
+      deviceVerifyPerUsername: new Limiter(db, 'device-verify', { points: 20, duration: 15 * 60, blockDuration: 15 * 60 }),
     },
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log }),
   };

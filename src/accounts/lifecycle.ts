@@ -1,6 +1,7 @@
 // The user life cycle: invitations, forgotten and changed passwords, disabling and enabling users.
 // Each operation does everything the event requires (tokens, sessions, trusted devices, notices,
 // audit events), so routes and CLI commands stay thin.
+import type Provider from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Db } from '../db/index.js';
 import { DomainError } from '../errors.js';
@@ -25,6 +26,8 @@ export interface AccountDeps {
   mailer: Mailer;
   log: Logger;
   config: Pick<Config, 'issuer'>;
+  /** For back-channel logout when sessions end (absent in a CLI process without a server). */
+  provider?: Provider | undefined;
 }
 
 const userLocale = (user: { locale: string }) => negotiateLocale({ saved: user.locale });
@@ -94,7 +97,7 @@ export async function requestPasswordReset(deps: AccountDeps, email: string, req
 
 /** Everything a new password brings: other sessions and refresh tokens end, trusted devices are revoked, a notice goes out. */
 async function afterPasswordChange(deps: AccountDeps, user: UserWithCustomer, type: string, request: RequestInfo, keep: { sessionUid?: string | undefined; deviceId?: string | undefined }) {
-  const ended = await endUserSessions(deps.db, user.id, keep.sessionUid);
+  const ended = await endUserSessions(deps, user.id, keep.sessionUid);
   const devices = await revokeAllTrustedDevices(deps.db, user.id, keep.deviceId);
   await audit(deps.db, { type, userId: user.id, customerId: user.customer_id, ...request, details: { ...ended, trusted_devices_revoked: devices } });
   await notifyUser(deps, user, { subject: 'mail.password_changed.subject', text: 'mail.password_changed.text' });
@@ -130,6 +133,13 @@ export async function changePassword(
   await afterPasswordChange(deps, user, 'password.changed', input.request, { sessionUid: input.keepSessionUid, deviceId: input.keepDeviceId });
 }
 
+/** A new password without the current one, for a user who just signed in again ("Secure my account"). */
+export async function changePasswordWithoutCurrent(deps: AccountDeps, user: UserWithCustomer, newPassword: string, request: RequestInfo, keep: { sessionUid?: string }): Promise<void> {
+  assertAcceptablePassword(newPassword, { email: user.email, name: user.name });
+  await deps.db('users').where({ id: user.id }).update({ password_hash: await deps.hasher.hash(newPassword), updated_at: new Date() });
+  await afterPasswordChange(deps, user, 'password.changed', request, { sessionUid: keep.sessionUid });
+}
+
 /** Sets the password chosen during an invitation sign-in (the account becomes active when the sign-in completes). */
 export async function setInitialPassword(deps: AccountDeps, user: UserWithCustomer, password: string, request: RequestInfo): Promise<void> {
   if (user.status !== 'invited') throw new DomainError('not_invited', 'invite.error.used', 400);
@@ -147,7 +157,7 @@ export async function setUserEnabled(deps: AccountDeps, target: UserWithCustomer
     return;
   }
   await deps.db('users').where({ id: target.id }).update({ status: 'disabled', updated_at: new Date() });
-  const ended = await endUserSessions(deps.db, target.id);
+  const ended = await endUserSessions(deps, target.id);
   const devices = await revokeAllTrustedDevices(deps.db, target.id);
   await audit(deps.db, {
     type: 'user.disabled',

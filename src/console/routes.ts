@@ -15,6 +15,7 @@ import { translator, type MessageKey } from '../i18n/index.js';
 import { readTrustTokens } from '../login/trust-cookie.js';
 import { Throttled } from '../security/rate-limit.js';
 import type { Services } from '../services.js';
+import { accountPages } from './account-pages.js';
 import { adminUserRoutes } from './admin-users.js';
 import { completeSignIn, currentConsole, ensureRecentSignIn, requireConsoleUser } from './session.js';
 
@@ -156,6 +157,7 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
   });
 
   router.use(adminUserRoutes(services, signedIn).routes());
+  router.use(accountPages(services, signedIn).routes());
 
   return router;
 }

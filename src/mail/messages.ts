@@ -88,3 +88,12 @@ export async function actionMessage(locale: Locale, m: ActionMail): Promise<Mail
   const text = [subject, '', ...paragraphs, '', `${button}:`, m.url, '', '-- ', t('mail.footer')].join('\n');
   return { to: m.to, subject, text, html: await html('action', locale, { subject, paragraphs, button, url: m.url }) };
 }
+
+/** A confirmation code for a new email address (no sign-in alert: the user is signed in). */
+export async function actionlessCodeMessage(locale: Locale, m: { to: string; code: string }): Promise<MailMessage> {
+  const t = translator(locale);
+  const subject = t('mail.email_code.subject');
+  const paragraphs = [t('mail.email_code.text'), m.code, t('mail.code.validity')];
+  const text = [subject, '', t('mail.email_code.text'), '', `    ${m.code}`, '', t('mail.code.validity'), '', '-- ', t('mail.footer')].join('\n');
+  return { to: m.to, subject, text, html: await html('notice', locale, { subject, paragraphs }) };
+}

@@ -67,7 +67,7 @@ export async function stopTestEnv(): Promise<void> {
 export async function resetData(): Promise<void> {
   const { db } = testEnv();
   await db.raw(
-    'TRUNCATE audit_events, login_flows, email_codes, trusted_devices, totp_credentials, recovery_codes, user_tokens, oidc_payloads, oidc_clients, rate_limits, users, customers CASCADE',
+    'TRUNCATE audit_events, login_flows, email_codes, trusted_devices, totp_credentials, recovery_codes, user_tokens, device_credentials, email_changes, oidc_payloads, oidc_clients, rate_limits, users, customers CASCADE',
   );
   mailbox.clear();
 }
