@@ -4,9 +4,11 @@ import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
 import * as emailCodes from './20261123000100_email_codes_trusted_devices.js';
 import * as totp from './20261123000300_totp.js';
+import * as google from './20261123000400_google.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123000000_initial': initial,
   '20261123000100_email_codes_trusted_devices': emailCodes,
   '20261123000300_totp': totp,
+  '20261123000400_google': google,
 };

@@ -26,6 +26,8 @@ export interface Services {
     codeGuessPerUser: Limiter;
     /** Wrong authenticator or recovery codes per user: 10 in 15 minutes, then 15 minutes' pause. */
     totpGuessPerUser: Limiter;
+    /** Refused "Sign in with Google" callbacks (wrong state, invalid ID token) per client IP: 20 in 15 minutes, then 15 minutes' pause. */
+    googleCallbackPerIp: Limiter;
   };
   mailer: Mailer;
 }
@@ -44,6 +46,7 @@ export function createServices(config: Config, db: Db, log: Logger): Services {
       codeResendPerUser: new Limiter(db, 'code-resend', { points: 1, duration: 60 }),
       codeGuessPerUser: new Limiter(db, 'code-guess', { points: 20, duration: 60 * 60 }),
       totpGuessPerUser: new Limiter(db, 'totp-guess', { points: 10, duration: 15 * 60, blockDuration: 15 * 60 }),
+      googleCallbackPerIp: new Limiter(db, 'google-ip', { points: 20, duration: 15 * 60, blockDuration: 15 * 60 }),
     },
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log }),
   };

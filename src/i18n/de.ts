@@ -115,4 +115,14 @@ export const de: Record<MessageKey, string> = {
   'mail.totp_off.text.operator': 'Unser Support-Team hat die Zwei-Faktor-Authentifizierung mit Ihrer Authenticator-App ausgeschaltet. Anmeldungen werden jetzt mit einem per E-Mail gesendeten Code bestätigt. Sie können die App in Ihrem Konto wieder einrichten.',
   'mail.notice.not_you': 'Wenn Sie das nicht erwartet haben, ändern Sie Ihr Passwort und wenden Sie sich an den Support.',
   'mail.notice.when': 'Zeit: {when}',
+  // google
+  'google.error.heading': 'Die Anmeldung mit Google hat nicht geklappt',
+  'google.error.cancelled': 'Sie haben die Anmeldung mit Google abgebrochen. Sie können es erneut versuchen oder sich mit Ihrem Passwort anmelden.',
+  'google.error.unavailable': 'Google ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal oder melden Sie sich mit Ihrem Passwort an.',
+  'google.error.rejected': 'Google hat die Anmeldung nicht bestätigt. Bitte versuchen Sie es erneut oder melden Sie sich mit Ihrem Passwort an.',
+  'google.error.invalid': 'Die Antwort von Google konnte nicht geprüft werden, deshalb wurden Sie nicht angemeldet. Bitte versuchen Sie es erneut oder melden Sie sich mit Ihrem Passwort an.',
+  'google.error.request': 'Diese Antwort von Google gehört nicht zu dieser Anmeldung oder wurde schon verwendet. Bitte beginnen Sie von vorn.',
+  'google.error.no_account': 'Mit diesem Google-Konto ist kein Konto verknüpft. Bitten Sie Ihren Admin, Ihre Google-Adresse bei Ihrem Benutzer einzutragen, oder melden Sie sich mit Ihrem Passwort an.',
+  'google.error.unverified': 'Google hat die E-Mail-Adresse dieses Google-Kontos nicht bestätigt, deshalb kann es nicht zur Anmeldung verwendet werden. Bitte melden Sie sich mit Ihrem Passwort an.',
+  'google.back': 'Zurück zur Anmeldung mit Passwort',
 };

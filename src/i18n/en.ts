@@ -113,6 +113,16 @@ export const en = {
   'mail.totp_off.text.operator': 'Our support team turned off two-factor authentication with your authenticator app. Sign-ins are now confirmed with a code sent by email. You can set up the app again in your account.',
   'mail.notice.not_you': 'If you did not expect this, change your password and contact support.',
   'mail.notice.when': 'Time: {when}',
+  // google
+  'google.error.heading': 'Signing in with Google did not work',
+  'google.error.cancelled': 'You cancelled signing in with Google. You can try again or sign in with your password.',
+  'google.error.unavailable': 'Google cannot be reached right now. Please try again in a moment, or sign in with your password.',
+  'google.error.rejected': 'Google did not confirm the sign-in. Please try again, or sign in with your password.',
+  'google.error.invalid': "Google's answer could not be verified, so you were not signed in. Please try again, or sign in with your password.",
+  'google.error.request': 'This answer from Google does not belong to this sign-in or was already used. Please start again.',
+  'google.error.no_account': 'No account is linked to this Google account. Please ask your admin to enter your Google address for your user, or sign in with your password.',
+  'google.error.unverified': 'Google has not verified the email address of this Google account, so it cannot be used to sign in. Please sign in with your password.',
+  'google.back': 'Back to sign in with password',
 } as const;
 
 export type MessageKey = keyof typeof en;
