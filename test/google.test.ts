@@ -295,7 +295,7 @@ describe('Sign in with Google (upstream OpenID Connect)', () => {
   });
 
   it('a user who cancels at Google gets a clear page and goes back to the password sign-in', async () => {
-    fake.cancel = true;
+    fake.deny = 'access_denied';
     const { done, browser } = await googleSignIn({ ui_locales: 'de' });
     expect(done.status).to.equal(401);
     expect(done.html).to.include('Sie haben die Anmeldung mit Google abgebrochen.');
@@ -304,6 +304,22 @@ describe('Sign in with Google (upstream OpenID Connect)', () => {
     const signin = await follow(browser, new URL(back, idp.url).href);
     expect(signin.status).to.equal(200);
     expect(signin.html).to.include('E-Mail-Adresse oder Kundennummer');
+
+    fake.deny = 'server_error';
+    const failed = await googleSignIn();
+    expect(failed.done.status).to.equal(502);
+    expect(failed.done.html).to.include('Google did not confirm the sign-in.');
+    const reasons = (await testEnv().db('audit_events').where({ type: 'login.failed' }).orderBy('id')).map((e) => e.details.reason);
+    expect(reasons).to.deep.equal(['upstream_cancelled', 'upstream_rejected']);
+  });
+
+  it('after Google there is no email code even when the app asks for two factors; acr then says one factor', async () => {
+    const { user } = await googleUser('oneacr@example.com', 'oneacr@gmail.com');
+    fake.account = { sub: 'oneacr-sub', email: 'oneacr@gmail.com', email_verified: true };
+    const claims = (await tokensAfterGoogle({ acr_values: 'urn:telephony-idp:acr:2fa' })).claims()!;
+    expect(claims).to.include({ sub: user.id, acr: 'urn:telephony-idp:acr:1fa' });
+    expect(claims.amr).to.deep.equal(['fed']);
+    expect(mailbox.for('oneacr@example.com')).to.have.length(0);
   });
 
   it('refuses a forged state, a replayed callback, a callback in another browser and a missing code', async () => {

@@ -78,7 +78,12 @@ export async function resolveGoogleIdentity(db: Db, identity: GoogleIdentity, re
       });
       return true;
     });
-    if (!linked) return { ok: false, reason: 'linked_to_other_subject', userId };
+    if (!linked) {
+      // Lost a race: another sign-in with the same Google account may have linked it just now.
+      const now = await db('users').where({ google_subject: identity.subject }).first('id');
+      if (now) return usable(await findUserById(db, now.id as string), false);
+      return { ok: false, reason: 'linked_to_other_subject', userId };
+    }
   } catch (error) {
     if (isUniqueViolation(error, 'users_google_subject_unique')) return { ok: false, reason: 'subject_linked_elsewhere', userId };
     throw error;

@@ -98,7 +98,7 @@ export class GoogleUpstream {
   }
 
   /** Starts an attempt for an interaction: the URL to send the browser to and the hash to remember. */
-  async start(interactionUid: string, options: { locale?: string } = {}): Promise<{ url: string; stateHash: string }> {
+  async start(interactionUid: string): Promise<{ url: string; stateHash: string }> {
     const config = await this.configuration();
     const state = `${interactionUid}.${oidc.randomState()}`;
     const { verifier, nonce } = this.derive(state);
@@ -109,7 +109,6 @@ export class GoogleUpstream {
       code_challenge_method: 'S256',
       state,
       nonce,
-      ...(options.locale ? { ui_locales: options.locale } : {}),
     });
     return { url: url.href, stateHash: this.stateHash(state) };
   }

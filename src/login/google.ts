@@ -97,7 +97,7 @@ export function registerGoogleRoutes(router: Router, deps: GoogleRouteDeps): voi
     }
     let attempt: { url: string; stateHash: string };
     try {
-      attempt = await upstream.start(details.uid, { locale: pageLocale(ctx) });
+      attempt = await upstream.start(details.uid);
     } catch (error) {
       const failure = toUpstreamError(error);
       log.warn({ err: failure.cause ?? failure, kind: failure.kind }, 'Google sign-in could not start');

@@ -1,6 +1,6 @@
 // A real OpenID Connect issuer in place of Google: a second oidc-provider on 127.0.0.1 with one static
 // client (the provider under test), issuing Google-shaped ID tokens (sub, email, email_verified, hd).
-// Its sign-in page signs in `account` at once (or cancels, when `cancel` is set); `tamper` makes its
+// Its sign-in page signs in `account` at once (or ends with the error `deny`); `tamper` makes its
 // token endpoint hand out an ID token with a changed claim or a foreign signature.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,11 +16,52 @@ export interface GoogleAccount {
 
 export type Tamper = 'nonce' | 'signature' | 'audience' | 'issuer' | 'expired';
 
+type Payload = Record<string, unknown> & { uid?: string; grantId?: string; userCode?: string; consumed?: number };
+
+/** oidc-provider's storage for the fake: a Map per model (its built-in one warns on every start). */
+function memoryAdapter() {
+  const stores = new Map<string, Map<string, { payload: Payload; expiresAt: number | undefined }>>();
+  return class MemoryAdapter {
+    private readonly store: Map<string, { payload: Payload; expiresAt: number | undefined }>;
+    constructor(model: string) {
+      if (!stores.has(model)) stores.set(model, new Map());
+      this.store = stores.get(model)!;
+    }
+    async upsert(id: string, payload: Payload, expiresIn?: number) {
+      this.store.set(id, { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
+    }
+    async find(id: string) {
+      const entry = this.store.get(id);
+      if (!entry || (entry.expiresAt && entry.expiresAt < Date.now())) return undefined;
+      return entry.payload;
+    }
+    async findByUid(uid: string) {
+      for (const [id, entry] of this.store) if (entry.payload.uid === uid) return this.find(id);
+      return undefined;
+    }
+    async findByUserCode(userCode: string) {
+      for (const [id, entry] of this.store) if (entry.payload.userCode === userCode) return this.find(id);
+      return undefined;
+    }
+    async consume(id: string) {
+      const entry = this.store.get(id);
+      if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+    }
+    async destroy(id: string) {
+      this.store.delete(id);
+    }
+    async revokeByGrantId(grantId: string) {
+      for (const [id, entry] of this.store) if (entry.payload.grantId === grantId) this.store.delete(id);
+    }
+  };
+}
+
 export class FakeGoogle {
   readonly clientId = '1234567890-test.apps.googleusercontent.com';
   readonly clientSecret = 'GOCSPX-test-client-secret';
   account: GoogleAccount = { sub: '100000000000000000001', email: 'someone@gmail.com', email_verified: true };
-  cancel = false;
+  /** The authorization ends with this error instead (access_denied: the user cancelled). */
+  deny: string | undefined;
   tamper: Tamper | undefined;
   /** Query parameters of the last authorization request (to check PKCE, state and nonce). */
   lastAuthorization: URLSearchParams | undefined;
@@ -62,7 +103,7 @@ export class FakeGoogle {
 
   reset(): void {
     this.account = { sub: '100000000000000000001', email: 'someone@gmail.com', email_verified: true };
-    this.cancel = false;
+    this.deny = undefined;
     this.tamper = undefined;
     this.lastAuthorization = undefined;
   }
@@ -84,6 +125,8 @@ export class FakeGoogle {
     );
 
     const provider = new Provider(this.issuer, {
+      adapter: memoryAdapter(),
+      ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 600, Grant: 600 },
       clients: [
         {
           client_id: this.clientId,
@@ -150,8 +193,8 @@ export class FakeGoogle {
     }
     if (req.url?.startsWith('/interaction/')) {
       await provider.interactionDetails(req, res);
-      const result = this.cancel
-        ? { error: 'access_denied', error_description: 'The user cancelled the sign-in' }
+      const result = this.deny
+        ? { error: this.deny, error_description: 'The sign-in did not happen' }
         : { login: { accountId: this.account.sub } };
       await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
       return;
