@@ -5,6 +5,7 @@ import * as initial from './20261123000000_initial.js';
 import * as emailCodes from './20261123000100_email_codes_trusted_devices.js';
 import * as clientsTokens from './20261123000200_clients_tokens.js';
 import * as totp from './20261123000300_totp.js';
+import * as google from './20261123000400_google.js';
 import * as userTokens from './20261123000500_user_tokens.js';
 import * as consoleTables from './20261123000700_console.js';
 
@@ -13,6 +14,7 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261123000100_email_codes_trusted_devices': emailCodes,
   '20261123000200_clients_tokens': clientsTokens,
   '20261123000300_totp': totp,
+  '20261123000400_google': google,
   '20261123000500_user_tokens': userTokens,
   '20261123000700_console': consoleTables,
 };

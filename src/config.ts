@@ -124,6 +124,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (googleParts.some(Boolean) && !googleParts.every(Boolean)) {
     throw new ConfigError('GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set together');
   }
+  if (e.GOOGLE_ISSUER) {
+    const issuer = new URL(e.GOOGLE_ISSUER);
+    const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(issuer.hostname);
+    if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && loopback)) {
+      throw new ConfigError('GOOGLE_ISSUER must be an https:// URL (http:// only on 127.0.0.1 or localhost)');
+    }
+  }
 
   return {
     production,

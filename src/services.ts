@@ -36,6 +36,8 @@ export interface Services {
     passwordChangePerUser: Limiter;
     /** Failed device-credential checks per SIP username: 20 in 15 minutes. */
     deviceVerifyPerUsername: Limiter;
+    /** Refused "Sign in with Google" callbacks (wrong state, invalid ID token) per client IP: 20 in 15 minutes, then 15 minutes' pause. */
+    googleCallbackPerIp: Limiter;
   };
   mailer: Mailer;
   /** The provider in use (set once the app is built; a stand-in that follows key rotation). */
@@ -61,6 +63,7 @@ export function createServices(config: Config, db: Db, log: Logger): Services {
       resetPerIp: new Limiter(db, 'reset-ip', { points: 20, duration: 60 * 60 }),
       passwordChangePerUser: new Limiter(db, 'pwd-change', { points: 5, duration: 15 * 60, blockDuration: 15 * 60 }),
       deviceVerifyPerUsername: new Limiter(db, 'device-verify', { points: 20, duration: 15 * 60, blockDuration: 15 * 60 }),
+      googleCallbackPerIp: new Limiter(db, 'google-ip', { points: 20, duration: 15 * 60, blockDuration: 15 * 60 }),
     },
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log }),
   };

@@ -36,12 +36,25 @@ describe('configuration', () => {
     expect(config.cookieKeys).to.have.length(2);
   });
 
+  it('reads the Google settings; the issuer defaults to Google and may be http:// only on this machine', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'idp-config-'));
+    expect(loadConfig({ DATA_DIR: dir }).google).to.equal(undefined);
+    expect(loadConfig({ DATA_DIR: dir, GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 'secret' }).google).to.deep.equal({
+      clientId: 'id',
+      clientSecret: 'secret',
+      issuer: 'https://accounts.google.com',
+    });
+    const local = loadConfig({ DATA_DIR: dir, GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 'secret', GOOGLE_ISSUER: 'http://127.0.0.1:4000' });
+    expect(local.google!.issuer).to.equal('http://127.0.0.1:4000');
+  });
+
   for (const [name, env, message] of [
     ['a non-numeric port', { PORT: 'eighty' }, /PORT/],
     ['a non-URL issuer', { ISSUER: 'not a url' }, /ISSUER/],
     ['a DATABASE_URL of another kind', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL/],
     ['a short encryption key', { DATA_ENCRYPTION_KEY: 'abcd', COOKIE_KEYS: 'x'.repeat(20) }, /32 bytes/],
     ['half a Google configuration', { GOOGLE_CLIENT_ID: 'id' }, /GOOGLE_CLIENT_SECRET/],
+    ['a plain-http Google issuer that is not on this machine', { GOOGLE_ISSUER: 'http://accounts.example.com' }, /GOOGLE_ISSUER must be an https/],
   ] as const) {
     it(`refuses ${name}`, () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'idp-config-'));

@@ -76,6 +76,9 @@ export async function createUser(db: Db, hasher: PasswordHasher, input: CreateUs
     return { user: user!, customer };
   } catch (error) {
     if (isUniqueViolation(error, 'users_email_unique')) throw new DomainError('email_taken', `A user with email ${email} already exists.`, 409);
+    if (isUniqueViolation(error, 'users_google_email_unique')) {
+      throw new DomainError('google_email_taken', `Another user already has the Google address ${googleEmail}.`, 409);
+    }
     if (isUniqueViolation(error, 'users_one_owner_per_customer')) {
       throw new DomainError('owner_exists', `Customer ${customer.customer_number} already has an owner.`, 409);
     }

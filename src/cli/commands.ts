@@ -2,6 +2,7 @@
 // the embedded database, inside that server (see control-socket.ts).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createCustomer } from '../accounts/customers.js';
+import { setGoogleEmail, unlinkGoogle } from '../accounts/google.js';
 import type { PasswordHasher } from '../accounts/passwords.js';
 import { disableTotp } from '../accounts/two-factor.js';
 import { sendInvitation } from '../accounts/lifecycle.js';
@@ -61,6 +62,8 @@ Commands:
               [--google-email G] [--password-stdin] [--no-invite]
   user invite --email E
   user disable-2fa --email E
+  user set-google-email --email E --google-email G
+  user unlink-google --email E
   client create --name NAME --redirect-uri URI [--redirect-uri URI...]
                 [--post-logout-redirect-uri URI...] [--first-party] [--public]
                 [--grant refresh_token|client_credentials ...]
@@ -217,6 +220,22 @@ const COMMANDS: Record<string, Command> = {
       const removed = await disableTotp(ctx, user, { kind: 'operator' }, { userAgent: 'idp-cli' });
       if (!removed) throw new DomainError('totp_not_active', `${user.email} has no authenticator app set up.`, 409);
       return { exitCode: 0, output: { user_id: user.id, email: user.email, two_factor: 'email_code' } };
+    },
+  },
+
+  'user set-google-email': {
+    options: { email: { type: 'string' }, 'google-email': { type: 'string' } },
+    run: async ({ db }, v) => {
+      const user = await setGoogleEmail(db, required(v, 'email'), required(v, 'google-email'), { kind: 'operator' }, { userAgent: 'idp-cli' });
+      return { exitCode: 0, output: { user_id: user.id, email: user.email, google_email: user.google_email, google_linked: false } };
+    },
+  },
+
+  'user unlink-google': {
+    options: { email: { type: 'string' } },
+    run: async ({ db }, v) => {
+      const user = await unlinkGoogle(db, required(v, 'email'), { kind: 'operator' }, { userAgent: 'idp-cli' });
+      return { exitCode: 0, output: { user_id: user.id, email: user.email, google_email: null, google_linked: false } };
     },
   },
 

@@ -383,4 +383,14 @@ export const de: Record<MessageKey, string> = {
   'log.event.google.linked': 'Google-Konto verknüpft',
   'log.event.google.unlinked': 'Google-Konto getrennt',
   'log.event.google.email_set': 'Gmail-Adresse für Google-Anmeldung festgelegt',
+  // google
+  'google.error.heading': 'Die Anmeldung mit Google hat nicht geklappt',
+  'google.error.cancelled': 'Sie haben die Anmeldung mit Google abgebrochen. Sie können es erneut versuchen oder sich mit Ihrem Passwort anmelden.',
+  'google.error.unavailable': 'Google ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal oder melden Sie sich mit Ihrem Passwort an.',
+  'google.error.rejected': 'Google hat die Anmeldung nicht bestätigt. Bitte versuchen Sie es erneut oder melden Sie sich mit Ihrem Passwort an.',
+  'google.error.invalid': 'Die Antwort von Google konnte nicht geprüft werden, deshalb wurden Sie nicht angemeldet. Bitte versuchen Sie es erneut oder melden Sie sich mit Ihrem Passwort an.',
+  'google.error.request': 'Diese Antwort von Google gehört nicht zu dieser Anmeldung oder wurde schon verwendet. Bitte beginnen Sie von vorn.',
+  'google.error.no_account': 'Mit diesem Google-Konto ist kein Konto verknüpft. Bitten Sie Ihren Admin, Ihre Google-Adresse bei Ihrem Benutzer einzutragen, oder melden Sie sich mit Ihrem Passwort an.',
+  'google.error.unverified': 'Google hat die E-Mail-Adresse dieses Google-Kontos nicht bestätigt, deshalb kann es nicht zur Anmeldung verwendet werden. Bitte melden Sie sich mit Ihrem Passwort an.',
+  'google.back': 'Zurück zur Anmeldung mit Passwort',
 };

@@ -381,6 +381,16 @@ export const en = {
   'log.event.google.linked': 'Google account linked',
   'log.event.google.unlinked': 'Google account unlinked',
   'log.event.google.email_set': 'Gmail address for Google sign-in set',
+  // google
+  'google.error.heading': 'Signing in with Google did not work',
+  'google.error.cancelled': 'You cancelled signing in with Google. You can try again or sign in with your password.',
+  'google.error.unavailable': 'Google cannot be reached right now. Please try again in a moment, or sign in with your password.',
+  'google.error.rejected': 'Google did not confirm the sign-in. Please try again, or sign in with your password.',
+  'google.error.invalid': "Google's answer could not be verified, so you were not signed in. Please try again, or sign in with your password.",
+  'google.error.request': 'This answer from Google does not belong to this sign-in or was already used. Please start again.',
+  'google.error.no_account': 'No account is linked to this Google account. Please ask your admin to enter your Google address for your user, or sign in with your password.',
+  'google.error.unverified': 'Google has not verified the email address of this Google account, so it cannot be used to sign in. Please sign in with your password.',
+  'google.back': 'Back to sign in with password',
 } as const;
 
 export type MessageKey = keyof typeof en;

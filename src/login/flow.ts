@@ -15,6 +15,12 @@ export interface FlowState {
   invitation?: { tokenId: string; userId: string };
   /** The trust question was answered (yes or no). */
   trustAnswered?: boolean;
+  /**
+   * A "Sign in with Google" attempt under way: the keyed hash of the upstream `state` (the PKCE
+   * verifier and nonce are derived from the state, see google-upstream.ts). Removed when the callback
+   * arrives, so a callback is accepted once.
+   */
+  google?: { stateHash: string; startedAt: number };
 }
 
 export interface LoginFlow {

@@ -1,14 +1,21 @@
 // The one place that decides the next sign-in step (DESIGN §2):
-//   1. identify + password;
-//   2. a second factor: the authenticator app (TOTP) when the user has one, on every sign-in;
-//      otherwise the email code, unless this browser is trusted by this user;
+//   1. identify: password (amr pwd), or "Sign in with Google" (amr fed), which starts on the
+//      password page and comes back through the Google callback;
+//   2. a second factor: the authenticator app (TOTP) when the user has one, on every sign-in, also
+//      after Google; otherwise, after a password only, the email code, unless this browser is trusted
+//      by this user. After Google there is no email code (and so no trust question);
 //   3. after a correct email code, the question whether to trust this browser.
-// An invitation link leads through its own first sign-in (below).
-// Later factors (TOTP, Google) plug in here as rules; the routes only ask "what next?".
+// An invitation link leads through its own first sign-in (below). The routes only ask "what next?".
 import type { LoginFlow } from './flow.js';
 
 export type StepName = 'password' | 'totp' | 'email_code' | 'trust' | 'invite_email' | 'create_password';
 export type Next = { step: StepName } | { done: true };
+
+/** The user was identified by a password or by Google. */
+export function isIdentified(flow: LoginFlow): boolean {
+  const { amr } = flow.state;
+  return Boolean(flow.user_id) && (amr.includes('pwd') || amr.includes('fed'));
+}
 
 export function nextStep(flow: LoginFlow): Next {
   const { amr } = flow.state;
@@ -20,8 +27,9 @@ export function nextStep(flow: LoginFlow): Next {
     if (!flow.state.trustAnswered) return { step: 'trust' };
     return { done: true };
   }
-  if (!flow.user_id || !amr.includes('pwd')) return { step: 'password' };
+  if (!isIdentified(flow)) return { step: 'password' };
   if (flow.state.totpDevice !== undefined) return amr.includes('otp') ? { done: true } : { step: 'totp' };
+  if (amr.includes('fed')) return { done: true };
   if (flow.state.trustedDeviceId) return { done: true };
   if (!amr.includes('mca')) return { step: 'email_code' };
   if (!flow.state.trustAnswered) return { step: 'trust' };

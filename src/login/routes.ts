@@ -13,6 +13,8 @@ import type { Services } from '../services.js';
 import { audit } from '../security/audit.js';
 import { showConsent } from './consent.js';
 import { deleteFlow, loadFlow, saveFlow, type LoginFlow } from './flow.js';
+import { registerGoogleRoutes } from './google.js';
+import { GoogleUpstream } from './google-upstream.js';
 import { nextStep, type StepName } from './policy.js';
 import type { LoginStep, StepInput } from './step.js';
 import { takeInvitation } from './invitation.js';
@@ -64,7 +66,8 @@ export function loginRoutes(services: Services, provider: Provider): Router {
   /**
    * Once the user is identified, look up the second factors that apply: an authenticator app, or else
    * whether this browser is one they trust (which skips the email code). An app asking for two factors
-   * (acr_values) gets the email code regardless of trust.
+   * (acr_values) gets the email code regardless of trust. After Google only the authenticator app
+   * applies (no email code, so trust is not looked up).
    */
   async function evaluateFactors(ctx: Context, details: Details, flow: LoginFlow): Promise<void> {
     if (!flow.user_id || flow.state.factorsEvaluated) return;
@@ -75,10 +78,21 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       flow.state.totpDevice = totp.deviceName ?? '';
       return;
     }
+    if (flow.state.amr.includes('fed')) return;
     const requested = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
     if (requested.includes(ACR.multiFactor)) return;
     const device = await useTrustedDevice(services.db, services.secrets, flow.user_id, readTrustTokens(ctx), { ip: ctx.ip, userAgent: ctx.get('user-agent') });
     if (device) flow.state.trustedDeviceId = device.id;
+  }
+
+  /** After a step identified the user or passed: second factors, save, then finish or show what is due. */
+  async function proceed(ctx: Context, details: Details, flow: LoginFlow): Promise<void> {
+    await evaluateFactors(ctx, details, flow);
+    await saveFlow(services.db, flow);
+    const after = nextStep(flow);
+    if ('done' in after) return finishLogin(ctx, flow);
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${details.uid}`);
   }
 
   /** Finishes the login prompt once the policy is satisfied. */
@@ -123,6 +137,12 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     await STEPS[next.step].show(input);
   });
 
+  // Registered before the generic step route, which would otherwise take POST …/google.
+  if (services.config.google) {
+    const upstream = new GoogleUpstream(services.config.google, services.config.issuer, services.secrets);
+    registerGoogleRoutes(router, { services, upstream, begin, proceed });
+  }
+
   router.post('/interaction/:uid/:step', async (ctx) => {
     const { details, input } = await begin(ctx);
     ctx.state.clientId = details.params.client_id;
@@ -135,12 +155,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       return;
     }
     if (!(await STEPS[next.step].submit(input))) return;
-    await evaluateFactors(ctx, details, input.flow);
-    await saveFlow(services.db, input.flow);
-    const after = nextStep(input.flow);
-    if ('done' in after) return finishLogin(ctx, input.flow);
-    ctx.status = 303;
-    ctx.redirect(`/interaction/${details.uid}`);
+    await proceed(ctx, details, input.flow);
   });
 
   router.get('/interaction/:uid/abort', async (ctx) => {

@@ -11,8 +11,8 @@ export interface RelyingParty {
   authorize(params?: Record<string, string>): Promise<{ url: string; verifier: string; state: string; nonce: string }>;
 }
 
-export async function relyingParty(client: { client_id: string; client_secret?: string }): Promise<RelyingParty> {
-  const { url } = testEnv();
+/** A relying party of the shared test server, or of another provider server at `url`. */
+export async function relyingParty(client: { client_id: string; client_secret?: string }, url = testEnv().url): Promise<RelyingParty> {
   const config = await oidc.discovery(
     new URL(url),
     client.client_id,

@@ -1,0 +1,31 @@
+import { expect } from 'chai';
+import type { FlowState, LoginFlow } from '../src/login/flow.js';
+import { nextStep } from '../src/login/policy.js';
+
+const flow = (userId: string | null, state: Partial<FlowState>): LoginFlow => ({
+  id: 'uid',
+  user_id: userId,
+  state: { amr: [], ...state },
+  expires_at: new Date(Date.now() + 3600_000),
+});
+
+describe('sign-in step policy', () => {
+  it('starts with identification (password page, which also offers Google)', () => {
+    expect(nextStep(flow(null, {}))).to.deep.equal({ step: 'password' });
+    // A user id without a passed identification method does not count.
+    expect(nextStep(flow('u1', { amr: [] }))).to.deep.equal({ step: 'password' });
+  });
+
+  it('after Google: done at once without TOTP (no email code, no trust question), TOTP when enrolled', () => {
+    expect(nextStep(flow('u1', { amr: ['fed'], factorsEvaluated: true }))).to.deep.equal({ done: true });
+    expect(nextStep(flow('u1', { amr: ['fed'], factorsEvaluated: true, totpDevice: 'Pixel' }))).to.deep.equal({ step: 'totp' });
+    expect(nextStep(flow('u1', { amr: ['fed', 'otp'], factorsEvaluated: true, totpDevice: 'Pixel' }))).to.deep.equal({ done: true });
+  });
+
+  it('after a password: TOTP, or the email code and the trust question, unless the browser is trusted', () => {
+    expect(nextStep(flow('u1', { amr: ['pwd'], factorsEvaluated: true }))).to.deep.equal({ step: 'email_code' });
+    expect(nextStep(flow('u1', { amr: ['pwd', 'mca'], factorsEvaluated: true }))).to.deep.equal({ step: 'trust' });
+    expect(nextStep(flow('u1', { amr: ['pwd'], factorsEvaluated: true, trustedDeviceId: 'd1' }))).to.deep.equal({ done: true });
+    expect(nextStep(flow('u1', { amr: ['pwd'], factorsEvaluated: true, totpDevice: '', trustedDeviceId: 'd1' }))).to.deep.equal({ step: 'totp' });
+  });
+});
