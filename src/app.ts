@@ -92,7 +92,7 @@ export async function buildApp(services: Services): Promise<App> {
   await ensureDeviceApi(services.db, services.config.issuer);
   const api = new Router();
   api.use(deviceCredentialApi(services).routes());
-  const apis = compose([errorHandler(services.log), api.routes()] as compose.Middleware<Context>[]);
+  const apis = compose([errorHandler(services.log, { json: true }), api.routes()] as compose.Middleware<Context>[]);
 
   const koa = new Koa({ proxy: services.config.trustProxy });
   koa.keys = services.config.cookieKeys;

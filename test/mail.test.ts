@@ -72,7 +72,7 @@ describe('mail delivery', () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'idp-dev-'));
     const dev = await startServer({ ...testEnv().config, smtpUrl: undefined, dataDir, port: 0 }, { db: testEnv().db, log, issuerForPort: (p) => `http://127.0.0.1:${p}` });
     try {
-      const mail = await signInCodeMessage('en', { to: 'dev@example.com', code: '123456', when: new Date(), ip: '127.0.0.1', device: { browser: 'Firefox 140', os: 'Linux' } });
+      const mail = await signInCodeMessage('en', { to: 'dev@example.com', code: '123456', when: new Date(), ip: '127.0.0.1', device: { browser: 'Firefox 140', os: 'Linux' }, secureUrl: 'http://127.0.0.1/account/secure' });
       await dev.app.services.mailer.send(mail);
       const page = await fetch(`${dev.url}/dev/outbox`);
       expect(page.status).to.equal(200);

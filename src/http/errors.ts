@@ -42,7 +42,8 @@ function classify(error: unknown, t: ReturnType<typeof translator>): Answer | un
   return undefined;
 }
 
-export function errorHandler(log: Logger) {
+/** `json`: always answer JSON (for APIs, whatever the Accept header says). */
+export function errorHandler(log: Logger, options: { json?: boolean } = {}) {
   return async function handleErrors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
@@ -55,7 +56,7 @@ export function errorHandler(log: Logger) {
       if (answer.status >= 500) log.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
       if (error instanceof Throttled) ctx.set('Retry-After', String(error.retryAfterSeconds));
       if (answer.status === 503) ctx.set('Retry-After', '5');
-      if (ctx.accepts('html', 'json') === 'json') {
+      if (options.json || ctx.accepts('html', 'json') === 'json') {
         ctx.status = answer.status;
         ctx.body = { error: answer.code, error_description: answer.message };
         return;

@@ -20,6 +20,8 @@ export interface SignInCodeMail {
   when: Date;
   ip: string;
   device: DeviceDescription;
+  /** "Secure my account" in the console: where the "not you?" advice leads. */
+  secureUrl: string;
 }
 
 /** The email code doubles as a security alert: when, where from, and what to do if it was not you. */
@@ -46,10 +48,12 @@ export async function signInCodeMessage(locale: Locale, m: SignInCodeMail): Prom
     `3. ${t('mail.code.step3')}`,
     `4. ${t('mail.code.step4')}`,
     '',
+    `${t('mail.code.secure_link')}: ${m.secureUrl}`,
+    '',
     '-- ',
     t('mail.footer'),
   ].join('\n');
-  return { to: m.to, subject: t('mail.code.subject'), text, html: await html('sign-in-code', locale, { code: m.code, when, ip: m.ip, device: m.device }) };
+  return { to: m.to, subject: t('mail.code.subject'), text, html: await html('sign-in-code', locale, { code: m.code, when, ip: m.ip, device: m.device, secureUrl: m.secureUrl }) };
 }
 
 export interface SecurityNotice {

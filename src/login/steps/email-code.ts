@@ -49,7 +49,7 @@ async function sendCode(input: StepInput, user: UserWithCustomer): Promise<PageS
   }
   const { id, code } = await issueEmailCode(services.db, services.secrets, { flowId: flow.id, userId: user.id });
   const request = { ip: ctx.ip, userAgent: ctx.get('user-agent') };
-  const message = await signInCodeMessage(pageLocale(ctx), { to: user.email, code, when: new Date(), ip: ctx.ip, device: describeUserAgent(request.userAgent) });
+  const message = await signInCodeMessage(pageLocale(ctx), { to: user.email, code, when: new Date(), ip: ctx.ip, device: describeUserAgent(request.userAgent), secureUrl: `${services.config.issuer}/account/secure` });
   try {
     await services.mailer.send(message);
   } catch (error) {
