@@ -8,6 +8,7 @@ import * as totp from './20261123000300_totp.js';
 import * as google from './20261123000400_google.js';
 import * as userTokens from './20261123000500_user_tokens.js';
 import * as consoleTables from './20261123000700_console.js';
+import * as totpBypass from './20261123000800_totp_bypass.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123000000_initial': initial,
@@ -17,4 +18,5 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261123000400_google': google,
   '20261123000500_user_tokens': userTokens,
   '20261123000700_console': consoleTables,
+  '20261123000800_totp_bypass': totpBypass,
 };

@@ -21,6 +21,7 @@ import { loginRoutes } from './login/routes.js';
 import { selfServiceRoutes } from './login/self-service.js';
 import { deviceCredentialApi, ensureDeviceApi } from './api/device-credentials.js';
 import { deleteExpiredPayloads } from './oidc/adapter.js';
+import { expireBypasses } from './accounts/two-factor.js';
 import { deleteExpiredKeys } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
 import { DEFAULT_KEY_REFRESH_MS, ProviderHolder } from './oidc/provider-holder.js';
@@ -173,7 +174,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   if (keyRefreshMs > 0) app.providers.start(keyRefreshMs);
 
   const cleanup = setInterval(() => {
-    Promise.all([deleteExpiredPayloads(db), deleteExpiredKeys(db)]).catch((err: unknown) => log.warn({ err }, 'cleanup of expired rows failed'));
+    Promise.all([deleteExpiredPayloads(db), deleteExpiredKeys(db), expireBypasses({ db })]).catch((err: unknown) => log.warn({ err }, 'cleanup of expired rows failed'));
   }, 10 * 60 * 1000);
   cleanup.unref();
 

@@ -216,7 +216,7 @@ describe('two-factor authentication with an authenticator app (TOTP)', () => {
     await consoleSignIn(admin, 'boss@example.com', PASSWORD);
     const users = await admin.go(url('/account/users'));
     expect(users.html).to.include('worker@example.com').and.include('Authenticator app on');
-    const done = await post(admin, users, `/account/users/${worker.id}/disable-2fa`);
+    const done = await post(admin, users, `/account/users/${worker.id}/disable-2fa`, { for: 'permanent' });
     expect(done.html).to.include('Two-factor authentication is now off for Worker.');
     expect(await testEnv().db('totp_credentials').where({ user_id: worker.id })).to.have.length(0);
     const mail = await mailbox.latest('worker@example.com');

@@ -18,14 +18,23 @@ interface TotpRow {
   last_used_step: number | null;
   created_at: Date;
   activated_at: Date | null;
+  /** Support's temporary bypass: until then, sign-in uses the email code instead. */
+  suspended_until: Date | null;
+  /** A replacement being set up while the old credential still exists (e.g. during a bypass). */
+  pending_secret_encrypted: string | null;
 }
 
 export interface TotpStatus {
+  /** A credential exists (it may be suspended). */
   active: boolean;
   deviceName: string | null;
   activatedAt: Date | null;
   recoveryCodesLeft: number;
+  /** Set while a temporary bypass is in force. */
+  suspendedUntil: Date | null;
 }
+
+const isSuspended = (row: Pick<TotpRow, 'suspended_until'>) => Boolean(row.suspended_until && row.suspended_until.getTime() > Date.now());
 
 const aad = (userId: string) => `totp:${userId}`;
 
@@ -41,17 +50,31 @@ export function otpauthUri(issuer: string, account: string, secret: string): str
 export async function totpStatus(db: Db, userId: string): Promise<TotpStatus> {
   const row = await db<TotpRow>('totp_credentials').where({ user_id: userId, status: 'active' }).first();
   const left = await db('recovery_codes').where({ user_id: userId }).whereNull('used_at').count({ n: '*' }).first();
-  return { active: Boolean(row), deviceName: row?.device_name ?? null, activatedAt: row?.activated_at ?? null, recoveryCodesLeft: Number(left?.n ?? 0) };
+  return {
+    active: Boolean(row),
+    deviceName: row?.device_name ?? null,
+    activatedAt: row?.activated_at ?? null,
+    recoveryCodesLeft: Number(left?.n ?? 0),
+    suspendedUntil: row && isSuspended(row) ? row.suspended_until : null,
+  };
 }
 
 export async function hasActiveTotp(db: Db, userId: string): Promise<boolean> {
   return Boolean(await db('totp_credentials').where({ user_id: userId, status: 'active' }).first('user_id'));
 }
 
-/** Starts (or restarts) set-up: a new secret, generated here, kept encrypted until activation. */
+/**
+ * Starts (or restarts) set-up: a new secret, generated here, kept encrypted until activation. During a
+ * bypass the new secret waits beside the suspended one and replaces it on activation.
+ */
 export async function startTotpSetup(db: Db, secrets: Secrets, userId: string): Promise<string> {
-  if (await hasActiveTotp(db, userId)) throw new DomainError('totp_active', 'Two-factor authentication is already on.', 409);
+  const active = await db<TotpRow>('totp_credentials').where({ user_id: userId, status: 'active' }).first();
+  if (active && !isSuspended(active)) throw new DomainError('totp_active', 'Two-factor authentication is already on.', 409);
   const secret = generateSecret();
+  if (active) {
+    await db('totp_credentials').where({ user_id: userId }).update({ pending_secret_encrypted: secrets.encrypt(secret, aad(userId)) });
+    return secret;
+  }
   await db('totp_credentials')
     .insert({ user_id: userId, secret_encrypted: secrets.encrypt(secret, aad(userId)), status: 'pending', created_at: new Date() })
     .onConflict('user_id')
@@ -60,8 +83,10 @@ export async function startTotpSetup(db: Db, secrets: Secrets, userId: string): 
 }
 
 export async function pendingTotpSecret(db: Db, secrets: Secrets, userId: string): Promise<string | undefined> {
-  const row = await db<TotpRow>('totp_credentials').where({ user_id: userId, status: 'pending' }).first();
-  return row ? secrets.decrypt(row.secret_encrypted, aad(userId)) : undefined;
+  const row = await db<TotpRow>('totp_credentials').where({ user_id: userId }).first();
+  if (!row) return undefined;
+  if (row.status === 'pending') return secrets.decrypt(row.secret_encrypted, aad(userId));
+  return row.pending_secret_encrypted ? secrets.decrypt(row.pending_secret_encrypted, aad(userId)) : undefined;
 }
 
 async function matchingStep(secret: string, code: string, afterStep: number | null): Promise<number | undefined> {
@@ -72,15 +97,25 @@ async function matchingStep(secret: string, code: string, afterStep: number | nu
 
 /** Activates the pending credential when `code` is right; returns the recovery codes, shown once. */
 export async function activateTotp(db: Db, secrets: Secrets, userId: string, code: string, deviceName: string): Promise<string[]> {
-  const row = await db<TotpRow>('totp_credentials').where({ user_id: userId, status: 'pending' }).first();
-  if (!row) throw new DomainError('totp_not_started', 'Set-up has not been started or has expired.', 400);
-  const step = await matchingStep(secrets.decrypt(row.secret_encrypted, aad(userId)), code, null);
+  const row = await db<TotpRow>('totp_credentials').where({ user_id: userId }).first();
+  const pending = row?.status === 'pending' ? row.secret_encrypted : row?.pending_secret_encrypted;
+  if (!row || !pending) throw new DomainError('totp_not_started', 'Set-up has not been started or has expired.', 400);
+  const step = await matchingStep(secrets.decrypt(pending, aad(userId)), code, null);
   if (step === undefined) throw new DomainError('totp_wrong_code', 'totp.error.wrong', 400);
   const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => newRecoveryCode());
   await db.transaction(async (trx) => {
+    // The new secret becomes the credential; a suspension (bypass) ends with it.
     const updated = await trx('totp_credentials')
-      .where({ user_id: userId, status: 'pending' })
-      .update({ status: 'active', device_name: deviceName, last_used_step: step, activated_at: new Date() })
+      .where({ user_id: userId })
+      .update({
+        status: 'active',
+        secret_encrypted: pending,
+        pending_secret_encrypted: null,
+        suspended_until: null,
+        device_name: deviceName,
+        last_used_step: step,
+        activated_at: new Date(),
+      })
       .returning('user_id');
     if (!updated.length) throw new DomainError('totp_not_started', 'Set-up has not been started or has expired.', 400);
     await trx('recovery_codes').where({ user_id: userId }).delete();
@@ -149,4 +184,28 @@ export async function removeTotp(db: Db, userId: string): Promise<boolean> {
     await trx('recovery_codes').where({ user_id: userId }).delete();
     return (removed as { status: string }[]).some((r) => r.status === 'active');
   });
+}
+
+/** Suspends an active authenticator until `until` (support's temporary bypass). */
+export async function suspendTotp(db: Db, userId: string, until: Date): Promise<boolean> {
+  const rows = await db('totp_credentials').where({ user_id: userId, status: 'active' }).update({ suspended_until: until }).returning('user_id');
+  return rows.length > 0;
+}
+
+/** Ends a bypass early: the old authenticator is required again (the user found it). */
+export async function resumeTotp(db: Db, userId: string): Promise<boolean> {
+  const rows = await db('totp_credentials')
+    .where({ user_id: userId, status: 'active' })
+    .whereNotNull('suspended_until')
+    .update({ suspended_until: null, pending_secret_encrypted: null })
+    .returning('user_id');
+  return rows.length > 0;
+}
+
+/** Bypasses whose time is up: the old credential is required again. Returns the users concerned. */
+export async function endExpiredBypasses(db: Db, userId?: string): Promise<string[]> {
+  const q = db('totp_credentials').whereNotNull('suspended_until').where('suspended_until', '<=', new Date());
+  if (userId) q.where({ user_id: userId });
+  const rows = (await q.update({ suspended_until: null, pending_secret_encrypted: null }).returning('user_id')) as { user_id: string }[];
+  return rows.map((r) => r.user_id);
 }

@@ -4,7 +4,8 @@
 import { audit, type RequestInfo } from '../security/audit.js';
 import type { Secrets } from '../security/crypto.js';
 import { notifyUser, type NotifyDeps } from './notify.js';
-import { activateTotp, removeTotp } from './totp.js';
+import { activateTotp, endExpiredBypasses, removeTotp, resumeTotp, suspendTotp } from './totp.js';
+import { DomainError } from '../errors.js';
 import { revokeAllTrustedDevices } from './trusted-devices.js';
 import type { UserWithCustomer } from './users.js';
 
@@ -52,4 +53,44 @@ export async function disableTotp(
   const text = actor.kind === 'admin' ? 'mail.totp_off.text.admin' : actor.kind === 'operator' ? 'mail.totp_off.text.operator' : 'mail.totp_off.text.user';
   await notifyUser(deps, user, { subject: 'mail.totp_off.subject', text, params: actor.kind === 'admin' ? { admin: actor.email } : {} });
   return true;
+}
+
+/** Support's temporary bypass lasts 24 hours unless said otherwise, and at most 7 days. */
+export const BYPASS_DEFAULT_HOURS = 24;
+export const BYPASS_MAX_HOURS = 7 * 24;
+
+/**
+ * Suspends the user's authenticator for `hours`: until then they sign in with password and email code
+ * and are asked to set the app up again; afterwards the old app is required again.
+ */
+export async function suspendTotpTemporarily(deps: NotifyDeps, user: UserWithCustomer, actor: Actor, hours: number, request: RequestInfo): Promise<Date> {
+  if (!Number.isFinite(hours) || hours <= 0 || hours > BYPASS_MAX_HOURS) {
+    throw new DomainError('invalid_duration', `A bypass lasts more than 0 and at most ${BYPASS_MAX_HOURS} hours (7 days).`);
+  }
+  const until = new Date(Date.now() + hours * 60 * 60 * 1000);
+  if (!(await suspendTotp(deps.db, user.id, until))) throw new DomainError('totp_not_active', `${user.email} has no authenticator app set up.`, 409);
+  const revoked = await revokeAllTrustedDevices(deps.db, user.id);
+  await audit(deps.db, {
+    type: 'totp.bypass_started',
+    userId: user.id,
+    customerId: user.customer_id,
+    ...request,
+    details: { by: actor.kind, ...(actor.kind === 'admin' ? { admin_id: actor.userId } : {}), until: until.toISOString(), trusted_devices_revoked: revoked },
+  });
+  await notifyUser(deps, user, { subject: 'mail.totp_bypass.subject', text: 'mail.totp_bypass.text', params: { until: `${until.toISOString().slice(0, 16).replace('T', ' ')} UTC` } });
+  return until;
+}
+
+/** The user found the old phone: the bypass ends and the old app is required again. */
+export async function keepOldTotp(deps: NotifyDeps, user: UserWithCustomer, request: RequestInfo): Promise<void> {
+  if (await resumeTotp(deps.db, user.id)) {
+    await audit(deps.db, { type: 'totp.bypass_ended', userId: user.id, customerId: user.customer_id, ...request, details: { reason: 'kept_old_app' } });
+  }
+}
+
+/** Ends bypasses whose time is up (for one user at sign-in, or all in the periodic clean-up), with an audit event each. */
+export async function expireBypasses(deps: Pick<NotifyDeps, 'db'>, userId?: string): Promise<number> {
+  const ended = await endExpiredBypasses(deps.db, userId);
+  for (const id of ended) await audit(deps.db, { type: 'totp.bypass_ended', userId: id, details: { reason: 'expired' } });
+  return ended.length;
 }

@@ -4,7 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createCustomer } from '../accounts/customers.js';
 import { setGoogleEmail, unlinkGoogle } from '../accounts/google.js';
 import type { PasswordHasher } from '../accounts/passwords.js';
-import { disableTotp } from '../accounts/two-factor.js';
+import { BYPASS_MAX_HOURS, disableTotp, suspendTotpTemporarily } from '../accounts/two-factor.js';
 import { sendInvitation } from '../accounts/lifecycle.js';
 import { createUser, findUserByEmail, findUserById, type Role } from '../accounts/users.js';
 import { MailDeliveryError } from '../mail/mailer.js';
@@ -61,7 +61,7 @@ Commands:
   user create --customer N --email E --name NAME [--role admin|user] [--owner]
               [--google-email G] [--password-stdin] [--no-invite]
   user invite --email E
-  user disable-2fa --email E
+  user disable-2fa --email E [--for 24h]   (--for: temporary, at most 7d; without: removed)
   user set-google-email --email E --google-email G
   user unlink-google --email E
   client create --name NAME --redirect-uri URI [--redirect-uri URI...]
@@ -212,11 +212,17 @@ const COMMANDS: Record<string, Command> = {
   },
 
   'user disable-2fa': {
-    options: { email: { type: 'string' } },
+    options: { email: { type: 'string' }, for: { type: 'string' } },
     run: async (ctx, v) => {
       const email = required(v, 'email');
       const user = await findUserByEmail(ctx.db, email);
       if (!user) throw new DomainError('unknown_user', `No user with email ${email}.`, 404);
+      if (v.for !== undefined) {
+        // Temporary: the old app is required again after this time unless the user sets up a new one.
+        const seconds = parseDuration(String(v.for), '--for', { min: 60, max: BYPASS_MAX_HOURS * 3600 });
+        const until = await suspendTotpTemporarily(ctx, user, { kind: 'operator' }, seconds / 3600, { userAgent: 'idp-cli' });
+        return { exitCode: 0, output: { user_id: user.id, email: user.email, two_factor: 'email_code', until: until.toISOString() } };
+      }
       const removed = await disableTotp(ctx, user, { kind: 'operator' }, { userAgent: 'idp-cli' });
       if (!removed) throw new DomainError('totp_not_active', `${user.email} has no authenticator app set up.`, 409);
       return { exitCode: 0, output: { user_id: user.id, email: user.email, two_factor: 'email_code' } };

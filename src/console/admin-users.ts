@@ -4,7 +4,7 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { sendInvitation, setUserEnabled } from '../accounts/lifecycle.js';
-import { disableTotp } from '../accounts/two-factor.js';
+import { disableTotp, suspendTotpTemporarily } from '../accounts/two-factor.js';
 import { createUser, findUserById, type Role, type UserWithCustomer } from '../accounts/users.js';
 import { DomainError } from '../errors.js';
 import { formField } from '../http/form.js';
@@ -113,11 +113,20 @@ export function adminUserRoutes(services: Services, signedIn: Middleware): Route
     });
   }
 
+  /** "Turn off 2FA": for a time (default 24 hours, at most 7 days: the old app is needed again after), or for good. */
   router.post('/account/users/:id/disable-2fa', signedIn, admin, async (ctx) => {
     const me = currentConsole(ctx).user;
     const user = await target(ctx);
-    await disableTotp(services, user, { kind: 'admin', userId: me.id, email: me.email }, request(ctx));
-    await page(ctx, { notice: t(ctx)('console.users.disabled_2fa', { name: user.name }) });
+    const actor = { kind: 'admin' as const, userId: me.id, email: me.email };
+    const choice = formField(ctx, 'for') ?? '24h';
+    if (choice === 'permanent') {
+      await disableTotp(services, user, actor, request(ctx));
+      return page(ctx, { notice: t(ctx)('console.users.disabled_2fa', { name: user.name }) });
+    }
+    const hours = { '24h': 24, '72h': 72, '168h': 168 }[choice];
+    if (!hours) throw new DomainError('invalid_duration', 'error.bad_request', 400);
+    const until = await suspendTotpTemporarily(services, user, actor, hours, request(ctx));
+    await page(ctx, { notice: t(ctx)('admin.bypass.done', { name: user.name, until: `${until.toISOString().slice(0, 16).replace('T', ' ')} UTC` }) });
   });
 
   return router;

@@ -3,8 +3,8 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import QRCode from 'qrcode';
-import { normalizeRecoveryCode, otpauthUri, pendingTotpSecret, startTotpSetup, totpStatus, useRecoveryCode, verifyTotp } from '../accounts/totp.js';
+import { totpSetupView } from '../http/totp-setup-view.js';
+import { normalizeRecoveryCode, pendingTotpSecret, startTotpSetup, totpStatus, useRecoveryCode, verifyTotp } from '../accounts/totp.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { changePassword } from '../accounts/lifecycle.js';
 import { disableTotp, enableTotp } from '../accounts/two-factor.js';
@@ -38,18 +38,17 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
     const user = me(ctx);
     const status = await totpStatus(db, user.id);
     const activatedAt = status.activatedAt ? new Intl.DateTimeFormat(pageLocale(ctx), { dateStyle: 'medium' }).format(status.activatedAt) : '';
-    await render(ctx, 'console/2fa', { mode: 'status', status, activatedAt, notice: extra.notice, error: extra.error }, extra.status ?? 200);
+    const suspendedUntil = status.suspendedUntil ? `${status.suspendedUntil.toISOString().slice(0, 16).replace('T', ' ')} UTC` : '';
+    await render(ctx, 'console/2fa', { mode: 'status', status, activatedAt, suspendedUntil, notice: extra.notice, error: extra.error }, extra.status ?? 200);
   }
 
   async function setupPage(ctx: Context, secret: string, extra: { error?: string; deviceName?: string; status?: number } = {}) {
-    const uri = otpauthUri(config.brandName, me(ctx).email, secret);
     await render(
       ctx,
       'console/2fa',
       {
         mode: 'setup',
-        qrDataUrl: await QRCode.toDataURL(uri, { errorCorrectionLevel: 'M', margin: 2, width: 220 }),
-        secretGroups: secret.replace(/(.{4})/g, '$1 ').trim(),
+        ...(await totpSetupView(config.brandName, me(ctx).email, secret)),
         deviceName: extra.deviceName ?? '',
         error: extra.error,
         notice: undefined,

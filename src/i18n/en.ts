@@ -391,6 +391,24 @@ export const en = {
   'google.error.no_account': 'No account is linked to this Google account. Please ask your admin to enter your Google address for your user, or sign in with your password.',
   'google.error.unverified': 'Google has not verified the email address of this Google account, so it cannot be used to sign in. Please sign in with your password.',
   'google.back': 'Back to sign in with password',
+  // temporary 2FA bypass
+  'renew.heading': 'Set up your authenticator app again',
+  'renew.text': 'Your authenticator app is switched off until {until}, so you signed in with a code by email. Please set up the app again now. If you found your phone, enter a code from it to keep using it.',
+  'renew.setup': 'Set up the app again',
+  'renew.keep': 'Keep my old app',
+  'renew.keep.label': 'Code from your old app',
+  'renew.later': 'Later',
+  'renew.continue': 'Continue',
+  'renew.kept': 'Your old authenticator app is on again.',
+  'totp.status.suspended': 'Your authenticator app is switched off until {until}. Set it up again below; after that time the old app is required again.',
+  'admin.bypass.label': 'Turn off for',
+  'admin.bypass.24h': '24 hours',
+  'admin.bypass.72h': '3 days',
+  'admin.bypass.168h': '7 days',
+  'admin.bypass.permanent': 'good (remove the app)',
+  'admin.bypass.done': 'Two-factor authentication is switched off for {name} until {until}.',
+  'mail.totp_bypass.subject': 'Your authenticator app is switched off for a while',
+  'mail.totp_bypass.text': 'Support switched off two-factor authentication with your authenticator app until {until}. Until then you sign in with your password and a code by email, and we ask you to set up the app again. After that time your old app is required again.',
 } as const;
 
 export type MessageKey = keyof typeof en;

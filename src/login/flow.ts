@@ -13,6 +13,10 @@ export interface FlowState {
   totpDevice?: string;
   /** A sign-in started from an invitation link: the token (used up at the end) and the invited user. */
   invitation?: { tokenId: string; userId: string };
+  /** Support's temporary bypass is in force: email code instead of TOTP, then the re-enrolment page. */
+  totpBypassUntil?: string;
+  /** The re-enrolment page was answered (set up again, kept the old app, or later). */
+  totpRenewAnswered?: boolean;
   /** The trust question was answered (yes or no). */
   trustAnswered?: boolean;
   /**

@@ -8,7 +8,7 @@
 // An invitation link leads through its own first sign-in (below). The routes only ask "what next?".
 import type { LoginFlow } from './flow.js';
 
-export type StepName = 'password' | 'totp' | 'email_code' | 'trust' | 'invite_email' | 'create_password';
+export type StepName = 'password' | 'totp' | 'email_code' | 'trust' | 'invite_email' | 'create_password' | 'totp_renew';
 export type Next = { step: StepName } | { done: true };
 
 /** The user was identified by a password or by Google. */
@@ -28,6 +28,13 @@ export function nextStep(flow: LoginFlow): Next {
     return { done: true };
   }
   if (!isIdentified(flow)) return { step: 'password' };
+  // Support's temporary bypass: the email code stands in for the suspended app (no trust skip, no trust
+  // question), then the user is asked to set the app up again.
+  if (flow.state.totpBypassUntil) {
+    if (!amr.includes('fed') && !amr.includes('mca')) return { step: 'email_code' };
+    if (!flow.state.totpRenewAnswered) return { step: 'totp_renew' };
+    return { done: true };
+  }
   if (flow.state.totpDevice !== undefined) return amr.includes('otp') ? { done: true } : { step: 'totp' };
   if (amr.includes('fed')) return { done: true };
   if (flow.state.trustedDeviceId) return { done: true };

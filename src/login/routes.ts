@@ -5,6 +5,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { acceptInvitation } from '../accounts/lifecycle.js';
 import { totpStatus } from '../accounts/totp.js';
+import { expireBypasses } from '../accounts/two-factor.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById } from '../accounts/users.js';
 import { negotiateLocale } from '../i18n/index.js';
@@ -23,6 +24,7 @@ import { emailCodeStep } from './steps/email-code.js';
 import { inviteEmailStep } from './steps/invite-email.js';
 import { passwordStep } from './steps/password.js';
 import { totpStep } from './steps/totp.js';
+import { totpRenewStep } from './steps/totp-renew.js';
 import { trustStep } from './steps/trust.js';
 import { readTrustTokens } from './trust-cookie.js';
 
@@ -33,6 +35,7 @@ const STEPS: Record<StepName, LoginStep> = {
   trust: trustStep,
   invite_email: inviteEmailStep,
   create_password: createPasswordStep,
+  totp_renew: totpRenewStep,
 };
 
 type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -73,7 +76,13 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     if (!flow.user_id || flow.state.factorsEvaluated) return;
     flow.state.factorsEvaluated = true;
     if (flow.state.invitation) return; // an invitation always confirms the address with an email code
+    await expireBypasses(services, flow.user_id);
     const totp = await totpStatus(services.db, flow.user_id);
+    if (totp.suspendedUntil) {
+      flow.state.totpBypassUntil = totp.suspendedUntil.toISOString();
+      await audit(services.db, { type: 'totp.bypass_used', userId: flow.user_id, ip: ctx.ip, userAgent: ctx.get('user-agent') });
+      return;
+    }
     if (totp.active) {
       flow.state.totpDevice = totp.deviceName ?? '';
       return;
