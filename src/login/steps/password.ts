@@ -47,7 +47,7 @@ export const passwordStep: LoginStep = {
       await passwordPerIdentifier.check(idKey);
       await passwordPerIp.check(ctx.ip);
     } catch (error) {
-      if (error instanceof Throttled) return throttled(input, error, identifier);
+      if (error instanceof Throttled) return throttled(input, error, identifier, false);
       throw error;
     }
 
@@ -62,12 +62,12 @@ export const passwordStep: LoginStep = {
         ...request,
         details: { method: 'pwd', reason: !user ? 'unknown_account' : !ok ? 'wrong_password' : `status_${user.status}` },
       });
-      try {
-        await passwordPerIdentifier.consume(idKey);
-        await passwordPerIp.consume(ctx.ip);
-      } catch (error) {
-        if (error instanceof Throttled) return throttled(input, error, identifier);
-        throw error;
+      // Every failure counts on both keys, even when one of them is already over its limit.
+      const counted = await Promise.allSettled([passwordPerIdentifier.consume(idKey), passwordPerIp.consume(ctx.ip)]);
+      const failure = counted.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) {
+        if (failure.reason instanceof Throttled) return throttled(input, failure.reason, identifier, true);
+        throw failure.reason;
       }
       await passwordStep.show(input, { status: 401, message: t('signin.error.invalid'), values: { identifier } });
       return false;
@@ -81,10 +81,11 @@ export const passwordStep: LoginStep = {
   },
 };
 
-async function throttled(input: StepInput, error: Throttled, identifier: string): Promise<false> {
+/** `checked`: this attempt's password was checked (and counted) before the limit was reached. */
+async function throttled(input: StepInput, error: Throttled, identifier: string, checked: boolean): Promise<false> {
   const t = translator(pageLocale(input.ctx));
   input.ctx.set('Retry-After', String(error.retryAfterSeconds));
-  await audit(input.services.db, { type: 'login.throttled', ip: input.ctx.ip, userAgent: input.ctx.get('user-agent'), details: { method: 'pwd' } });
+  await audit(input.services.db, { type: 'login.throttled', ip: input.ctx.ip, userAgent: input.ctx.get('user-agent'), details: { method: 'pwd', checked } });
   await passwordStep.show(input, {
     status: 429,
     message: t('signin.error.throttled', { minutes: Math.max(1, Math.ceil(error.retryAfterSeconds / 60)) }),
