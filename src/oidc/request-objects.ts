@@ -107,7 +107,7 @@ const SPECIAL_USE = (() => {
     ['203.0.113.0', 24], ['224.0.0.0', 4], ['240.0.0.0', 4],
   ] as const) list.addSubnet(net, prefix, 'ipv4');
   for (const [net, prefix] of [
-    ['::', 128], ['::1', 128], ['::ffff:0:0', 96], ['64:ff9b::', 96], ['100::', 64], ['2001::', 23], ['2001:db8::', 32],
+    ['::', 128], ['::1', 128], ['64:ff9b::', 96], ['100::', 64], ['2001::', 23], ['2001:db8::', 32],
     ['2002::', 16], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8],
   ] as const) list.addSubnet(net, prefix, 'ipv6');
   return list;
@@ -116,8 +116,14 @@ const SPECIAL_USE = (() => {
 export function isSpecialUseAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
-  if (family === 6 && address.toLowerCase().startsWith('::ffff:') && isIP(address.slice(7)) === 4) return SPECIAL_USE.check(address.slice(7), 'ipv4');
-  return SPECIAL_USE.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  if (family === 4) return SPECIAL_USE.check(address, 'ipv4');
+  // IPv4-mapped IPv6 (::ffff:a.b.c.d, which URLs write as ::ffff:hhhh:hhhh): check the IPv4 address.
+  const mapped = /^::ffff:(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i.exec(address);
+  if (mapped) {
+    const v4 = mapped[1] ?? [parseInt(mapped[2]!, 16), parseInt(mapped[3]!, 16)].flatMap((n) => [n >> 8, n & 0xff]).join('.');
+    return SPECIAL_USE.check(v4, 'ipv4');
+  }
+  return SPECIAL_USE.check(address, 'ipv6');
 }
 
 /** A DNS lookup that refuses special-use addresses; the connection then uses exactly the address checked. */
@@ -139,6 +145,11 @@ export function fetchRequestObject(uri: string, options: { production: boolean }
   url.hash = '';
   if (url.protocol !== 'https:' && (options.production || url.protocol !== 'http:')) {
     return Promise.reject(new RequestObjectError('a request_uri must use https'));
+  }
+  // An address in the URL is not looked up, so the guard checks it here.
+  const literal = url.hostname.replace(/^\[|\]$/g, '');
+  if (options.production && isIP(literal) && isSpecialUseAddress(literal)) {
+    return Promise.reject(new RequestObjectError(`${literal} is a special-use address`));
   }
   const get = url.protocol === 'https:' ? https.get : http.get;
   return new Promise((resolve, reject) => {
@@ -169,6 +180,9 @@ export function fetchRequestObject(uri: string, options: { production: boolean }
         response.on('error', reject);
       },
     );
+    // `timeout` limits idle time; the deadline limits the whole exchange (a server trickling bytes).
+    const deadline = setTimeout(() => request.destroy(new RequestObjectError('the request_uri did not answer in time')), FETCH_TIMEOUT_MS);
+    request.on('close', () => clearTimeout(deadline));
     request.on('timeout', () => request.destroy(new RequestObjectError('the request_uri did not answer in time')));
     request.on('error', (error) => reject(error instanceof RequestObjectError ? error : new RequestObjectError(`the request_uri could not be fetched (${error.message})`)));
   });
@@ -247,7 +261,7 @@ export function authorizationRequestForms(
     }
 
     const request = query.get('request');
-    if (request && query.getAll('request').length === 1) {
+    if (request && query.getAll('request').length === 1 && !query.has('request_uri')) {
       try {
         const payload = decodeUnsigned(request);
         if (payload) {

@@ -271,6 +271,13 @@ export async function staticClient(auth: 'client_secret_basic' | 'client_secret_
   return { ...client, config: configFor(metadata, client) };
 }
 
+/** The same registered client authenticating another way (oidc-provider takes a secret in either form). */
+export async function withClientAuth(client: SuiteClient, auth: 'client_secret_basic' | 'client_secret_post'): Promise<SuiteClient> {
+  const metadata = (await discoveryDocument()) as unknown as oidc.ServerMetadata;
+  const { config: _old, ...rest } = client;
+  return { ...rest, auth, config: configFor(metadata, { ...rest, auth }) };
+}
+
 let initialAccessToken: string | undefined;
 
 /** The reusable initial access token an operator would give the suite (`idp client iat create --reusable`). */
