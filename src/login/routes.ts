@@ -51,7 +51,7 @@ function parseClaims(details: Details): { id_token?: Record<string, unknown> } |
  * The account the app asked for: the sub of its id_token_hint (oidc-provider verified the hint's signature
  * at the authorization endpoint) or the claims parameter's id_token sub value. Our sub is the user id.
  */
-export function expectedSubject(details: Details): string | undefined {
+function expectedSubject(details: Details): string | undefined {
   const hint = details.params.id_token_hint;
   if (typeof hint === 'string') {
     try {
@@ -188,6 +188,13 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     if (expected && input.flow.user_id && input.flow.user_id !== expected) {
       // The app named the account (id_token_hint, or claims sub value): another one cannot finish this
       // sign-in; oidc-provider would only ask for the login again (OpenID Connect Core 3.1.2.1).
+      await audit(services.db, {
+        type: 'login.failed',
+        userId: input.flow.user_id,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent'),
+        details: { method: 'pwd', reason: 'not_the_requested_account', client_id: details.params.client_id },
+      });
       input.flow.user_id = null;
       input.flow.state = { amr: [] };
       await saveFlow(services.db, input.flow);

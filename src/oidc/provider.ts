@@ -6,6 +6,7 @@ import { findUserById } from '../accounts/users.js';
 import { consoleClientMetadata } from '../console/session.js';
 import { DomainError } from '../errors.js';
 import { render } from '../http/render.js';
+import { LOCALES } from '../i18n/index.js';
 import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
@@ -15,7 +16,6 @@ import { findConsent } from './consents.js';
 import { consumeInitialAccessToken, REGISTRATION_POLICY, SINGLE_USE_POLICY } from './registration.js';
 import { AUTHORIZATION_PATH, authorizationRequestForms } from './request-objects.js';
 import { findResourceServer } from './resources.js';
-import { LOCALES } from '../i18n/index.js';
 
 /** acr values: one factor (password or Google alone) and two factors. */
 export const ACR = { singleFactor: 'urn:telephony-idp:acr:1fa', multiFactor: 'urn:telephony-idp:acr:2fa' } as const;
