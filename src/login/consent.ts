@@ -95,12 +95,15 @@ export async function showConsent(services: Services, provider: Provider, ctx: C
   const t = translator(pageLocale(ctx));
   const [client, user] = await Promise.all([provider.Client.find(clientId), findUserById(services.db, details.session.accountId)]);
   const { items, claims, resources } = await describe(services, details, t);
+  const metadata: Record<string, unknown> = client?.metadata() ?? {};
+  const link = (name: string) => (typeof metadata[name] === 'string' ? (metadata[name] as string) : undefined);
   await render(
     ctx,
     'consent',
     {
       action: `/interaction/${details.uid}/consent`,
       clientName: client?.clientName ?? undefined,
+      clientLinks: { policyUri: link('policy_uri'), tosUri: link('tos_uri') },
       items,
       claims,
       resources,

@@ -8,7 +8,8 @@ import { totpStatus } from '../accounts/totp.js';
 import { expireBypasses } from '../accounts/two-factor.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById } from '../accounts/users.js';
-import { negotiateLocale } from '../i18n/index.js';
+import { pageLocale } from '../http/render.js';
+import { negotiateLocale, translator } from '../i18n/index.js';
 import { ACR } from '../oidc/provider.js';
 import type { Services } from '../services.js';
 import { audit } from '../security/audit.js';
@@ -17,7 +18,7 @@ import { deleteFlow, loadFlow, saveFlow, type LoginFlow } from './flow.js';
 import { registerGoogleRoutes } from './google.js';
 import { GoogleUpstream } from './google-upstream.js';
 import { nextStep, type StepName } from './policy.js';
-import type { LoginStep, StepInput } from './step.js';
+import type { ClientLinks, LoginStep, StepInput } from './step.js';
 import { takeInvitation } from './invitation.js';
 import { createPasswordStep } from './steps/create-password.js';
 import { emailCodeStep } from './steps/email-code.js';
@@ -27,6 +28,54 @@ import { totpStep } from './steps/totp.js';
 import { totpRenewStep } from './steps/totp-renew.js';
 import { trustStep } from './steps/trust.js';
 import { readTrustTokens } from './trust-cookie.js';
+
+/** The acr values the app asked for: acr_values, and the claims parameter's id_token acr (value or values). */
+function requestedAcrs(details: Details): string[] {
+  const requested = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
+  const acr = parseClaims(details)?.id_token?.acr;
+  if (acr && typeof acr === 'object') {
+    const { value, values } = acr as { value?: unknown; values?: unknown };
+    if (typeof value === 'string') requested.push(value);
+    if (Array.isArray(values)) requested.push(...values.filter((v): v is string => typeof v === 'string'));
+  }
+  return requested;
+}
+
+function parseClaims(details: Details): { id_token?: Record<string, unknown> } | undefined {
+  if (typeof details.params.claims !== 'string') return undefined;
+  try {
+    const claims: unknown = JSON.parse(details.params.claims);
+    return typeof claims === 'object' && claims !== null ? (claims as { id_token?: Record<string, unknown> }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The account the app asked for: the sub of its id_token_hint (oidc-provider verified the hint's signature
+ * at the authorization endpoint) or the claims parameter's id_token sub value. Our sub is the user id.
+ */
+function expectedSubject(details: Details): string | undefined {
+  const hint = details.params.id_token_hint;
+  if (typeof hint === 'string') {
+    try {
+      const payload: unknown = JSON.parse(Buffer.from(hint.split('.')[1] ?? '', 'base64url').toString('utf8'));
+      const sub = (payload as { sub?: unknown } | null)?.sub;
+      if (typeof sub === 'string') return sub;
+    } catch {
+      // oidc-provider refused a malformed hint before any interaction started.
+    }
+  }
+  const sub = parseClaims(details)?.id_token?.sub;
+  const value = sub && typeof sub === 'object' ? (sub as { value?: unknown }).value : undefined;
+  return typeof value === 'string' ? value : undefined;
+}
+
+function clientLinks(client: Awaited<ReturnType<Provider['Client']['find']>>): ClientLinks {
+  const metadata: Record<string, unknown> = client?.metadata() ?? {};
+  const uri = (name: string) => (typeof metadata[name] === 'string' ? (metadata[name] as string) : undefined);
+  return { logoUri: uri('logo_uri'), policyUri: uri('policy_uri'), tosUri: uri('tos_uri') };
+}
 
 const STEPS: Record<StepName, LoginStep> = {
   password: passwordStep,
@@ -62,6 +111,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       flow,
       interaction: { uid: details.uid, params: details.params },
       clientName: client?.clientName ?? undefined,
+      clientLinks: clientLinks(client),
     };
     return { details, input };
   }
@@ -88,8 +138,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       return;
     }
     if (flow.state.amr.includes('fed')) return;
-    const requested = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
-    if (requested.includes(ACR.multiFactor)) return;
+    if (requestedAcrs(details).includes(ACR.multiFactor)) return;
     const device = await useTrustedDevice(services.db, services.secrets, flow.user_id, readTrustTokens(ctx), { ip: ctx.ip, userAgent: ctx.get('user-agent') });
     if (device) flow.state.trustedDeviceId = device.id;
   }
@@ -164,6 +213,23 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       return;
     }
     if (!(await STEPS[next.step].submit(input))) return;
+    const expected = expectedSubject(details);
+    if (expected && input.flow.user_id && input.flow.user_id !== expected) {
+      // The app named the account (id_token_hint, or claims sub value): another one cannot finish this
+      // sign-in; oidc-provider would only ask for the login again (OpenID Connect Core 3.1.2.1).
+      await audit(services.db, {
+        type: 'login.failed',
+        userId: input.flow.user_id,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent'),
+        details: { method: 'pwd', reason: 'not_the_requested_account', client_id: details.params.client_id },
+      });
+      input.flow.user_id = null;
+      input.flow.state = { amr: [] };
+      await saveFlow(services.db, input.flow);
+      await passwordStep.show(input, { status: 403, message: translator(pageLocale(ctx))('signin.error.other_account') });
+      return;
+    }
     await proceed(ctx, details, input.flow);
   });
 

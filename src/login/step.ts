@@ -11,6 +11,14 @@ export interface StepInput {
   /** The oidc-provider interaction (uid, params such as login_hint, client). */
   interaction: { uid: string; params: Record<string, unknown> };
   clientName: string | undefined;
+  /** What the client registered to be shown to people (logo, privacy policy, terms of service). */
+  clientLinks: ClientLinks;
+}
+
+export interface ClientLinks {
+  logoUri?: string | undefined;
+  policyUri?: string | undefined;
+  tosUri?: string | undefined;
 }
 
 export interface LoginStep {

@@ -15,7 +15,15 @@ export type ClientMetadata = Record<string, unknown> & { client_id: string; clie
 export type ClientKind = 'web' | 'public' | 'machine';
 export type RegisteredVia = 'cli' | 'ops' | 'dcr';
 
-export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'implicit'] as const;
+/**
+ * `code` for everything we register ourselves; `id_token` and `id_token token` (with the implicit grant) only
+ * when a client asks for them in dynamic registration (OpenID Connect Core 15.2, see provider.ts).
+ */
+export const RESPONSE_TYPES = ['code', 'id_token', 'id_token token'] as const;
+/** URIs a client registers for people to open (logo, policy, terms), shown on the sign-in and consent pages. */
+const DISPLAY_URIS = ['logo_uri', 'policy_uri', 'tos_uri', 'client_uri'] as const;
+const MAX_REQUEST_URIS = 10;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export const ID_TOKEN_ALGS = ['RS256', 'ES256'] as const;
 const SECRET_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
@@ -45,14 +53,14 @@ export interface ClientRules {
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+$/;
 
-function parseUrl(value: string, field: string): URL {
+function parseUrl(value: string, field: string, code = 'invalid_redirect_uri'): URL {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new DomainError('invalid_redirect_uri', `The ${field} "${value}" is not an absolute URL.`);
+    throw new DomainError(code, `The ${field} "${value}" is not an absolute URL.`);
   }
-  if (url.hash || value.includes('#')) throw new DomainError('invalid_redirect_uri', `The ${field} "${value}" must not contain a fragment (#).`);
+  if (url.hash || value.includes('#')) throw new DomainError(code, `The ${field} "${value}" must not contain a fragment (#).`);
   return url;
 }
 
@@ -78,7 +86,7 @@ export function validateRedirectUri(value: string, field = 'redirect URI', optio
 
 /** A URI the provider calls or fetches (back-channel logout, jwks_uri): https, or http on loopback outside production. */
 export function validateServerUri(value: string, field: string, rules: ClientRules = {}): string {
-  const url = parseUrl(value, field);
+  const url = parseUrl(value, field, 'invalid_client_metadata');
   if (url.protocol === 'https:' && url.hostname) return value;
   if (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname) && !rules.production) return value;
   throw new DomainError('invalid_client_metadata', `The ${field} "${value}" must use https${rules.production ? '' : ' (http only on localhost/127.0.0.1)'}.`);
@@ -104,7 +112,7 @@ function optionalString(value: unknown, field: string): string | undefined {
 export function clientKind(metadata: Record<string, unknown>): ClientKind {
   if (metadata.token_endpoint_auth_method === 'none') return 'public';
   const grants = (metadata.grant_types as string[] | undefined) ?? ['authorization_code'];
-  return grants.includes('client_credentials') && !grants.includes('authorization_code') ? 'machine' : 'web';
+  return grants.includes('client_credentials') && !grants.includes('authorization_code') && !grants.includes('implicit') ? 'machine' : 'web';
 }
 
 /**
@@ -123,7 +131,14 @@ export function checkClientMetadata(metadata: Record<string, unknown>, rules: Cl
     }
   }
   for (const type of responseTypes) {
-    if (type !== 'code') throw new DomainError('invalid_client_metadata', `Unknown response type "${type}": only "code" is supported.`);
+    if (!(RESPONSE_TYPES as readonly string[]).includes(type)) {
+      throw new DomainError('invalid_client_metadata', `Unknown response type "${type}": use ${RESPONSE_TYPES.map((t) => `"${t}"`).join(', ')}.`);
+    }
+    const grant = type === 'code' ? 'authorization_code' : 'implicit';
+    if (!grants.includes(grant)) throw new DomainError('invalid_client_metadata', `The response type "${type}" needs the ${grant} grant.`);
+  }
+  if (grants.includes('implicit') && !responseTypes.some((t) => t !== 'code')) {
+    throw new DomainError('invalid_grant_type', 'The implicit grant needs the response type "id_token" or "id_token token".');
   }
   if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
     throw new DomainError('invalid_client_metadata', `Unknown token endpoint authentication method "${authMethod}": use ${AUTH_METHODS.join(', ')}.`);
@@ -141,8 +156,18 @@ export function checkClientMetadata(metadata: Record<string, unknown>, rules: Cl
   const jwksUri = optionalString(metadata.jwks_uri, 'jwks_uri');
   if (jwksUri) validateServerUri(jwksUri, 'jwks_uri', rules);
 
+  for (const field of DISPLAY_URIS) {
+    const uri = optionalString(metadata[field], field);
+    if (uri) validateServerUri(uri, field, rules);
+  }
+  const requestUris = stringArray(metadata.request_uris, 'request_uris');
+  if (requestUris.length > MAX_REQUEST_URIS) throw new DomainError('invalid_client_metadata', `At most ${MAX_REQUEST_URIS} request_uris.`);
+  // The provider fetches these (request-objects.ts): the same rules as every URI it calls.
+  // A fragment may carry a hash of the file's content (OpenID Connect Registration 2); it is not fetched.
+  for (const uri of requestUris) validateServerUri(uri.split('#')[0]!, 'request_uri', rules);
+
   const redirectUris = stringArray(metadata.redirect_uris, 'redirect_uris');
-  const interactive = grants.includes('authorization_code') || responseTypes.length > 0;
+  const interactive = grants.includes('authorization_code') || grants.includes('implicit') || responseTypes.length > 0;
   if (interactive) {
     if (!redirectUris.length) throw new DomainError('invalid_redirect_uri', 'At least one redirect URI is required.');
     const allowHttpLoopback = !rules.production || isPublic;

@@ -6,6 +6,7 @@ import { findUserById } from '../accounts/users.js';
 import { consoleClientMetadata } from '../console/session.js';
 import { DomainError } from '../errors.js';
 import { render } from '../http/render.js';
+import { LOCALES } from '../i18n/index.js';
 import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
@@ -13,6 +14,7 @@ import { accountClaims } from './claims.js';
 import { AUTH_METHODS, checkClientMetadata, clientApiScopes, newClientId } from './clients.js';
 import { findConsent } from './consents.js';
 import { consumeInitialAccessToken, REGISTRATION_POLICY, SINGLE_USE_POLICY } from './registration.js';
+import { AUTHORIZATION_PATH, authorizationRequestForms } from './request-objects.js';
 import { findResourceServer } from './resources.js';
 
 /** acr values: one factor (password or Google alone) and two factors. */
@@ -50,11 +52,28 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
+    // Only scopes we hold data for. `address` and `phone` are not offered: we keep no postal address or
+    // phone number, so the conformance suite skips oidcc-scope-address, -phone and -all instead of
+    // asking for claims we could never return (docs/conformance.md).
     scopes: [...OIDC_SCOPES],
-    // The ID token carries the claims of the granted scopes (DESIGN §5), not only userinfo.
+    // The ID token carries the claims of the granted scopes (DESIGN §5), not only userinfo. Checked against
+    // the certification plans: with the suite's scope=openid, claims asked for userinfo through the
+    // claims parameter stay out of the ID token either way (oidcc-claims-essential, oidcc-server).
     conformIdTokenClaims: false,
     acrValues: [ACR.singleFactor, ACR.multiFactor],
-    responseTypes: ['code'],
+    // `code` for every client we register (CLI, operator pages). `id_token` and `id_token token` exist
+    // because OpenID Connect Core 15.2 makes them mandatory for Dynamic OPs (oidcc-discovery-endpoint-
+    // verification in the Dynamic plan fails without them); a client gets them only when it registers
+    // them explicitly through dynamic registration, and code + PKCE stays what we recommend.
+    responseTypes: ['code', 'id_token', 'id_token token'],
+    routes: { authorization: AUTHORIZATION_PATH },
+    // OpenID Connect Core 3.1.2.1: redirect_uri is REQUIRED. oidc-provider would otherwise use a client's
+    // only registered URI when it is missing (oidcc-ensure-redirect-uri-in-authorization-request).
+    allowOmittingSingleRegisteredRedirectUri: false,
+    // Kept in the client's metadata (and returned by dynamic registration): the request_uris a client
+    // may use (OpenID Connect Registration 2; checked in clients.ts, used in request-objects.ts).
+    extraClientMetadata: { properties: ['request_uris'] },
+    discovery: { ui_locales_supported: [...LOCALES] },
     clientAuthMethods: [...AUTH_METHODS],
     clientDefaults: {
       grant_types: ['authorization_code'],
@@ -102,6 +121,13 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
     features: {
       devInteractions: { enabled: false },
       claimsParameter: { enabled: true },
+      // Signed request objects by value (OpenID Connect Core 6.1), verified by oidc-provider; request_uri
+      // and unsigned objects are turned into these or into plain parameters by request-objects.ts
+      // (oidcc-request-uri-*, oidcc-unsigned-request-object-*, oidcc-ensure-request-object-with-redirect-uri).
+      requestObjects: { enabled: true, requireSignedRequestObject: false },
+      // Signed userinfo responses for clients registered with userinfo_signed_response_alg
+      // (oidcc-userinfo-rs256 in the Dynamic plan).
+      jwtUserinfo: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
@@ -197,6 +223,24 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
+  // POST to the authorization endpoint, request_uri and unsigned request objects (see request-objects.ts).
+  // oidc-provider's own enableHttpPostMethods stays off: it needs SameSite=None session cookies.
+  provider.use(
+    authorizationRequestForms(provider, {
+      production: config.production,
+      log,
+      renderError: (ctx, status, message) => render(ctx, 'error', { message }, status),
+    }) as unknown as Parameters<Provider['use']>[0],
+  );
+  // Discovery tells what request-objects.ts adds: request_uri (only registered ones) and unsigned objects.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route !== 'discovery' || ctx.status !== 200 || !ctx.body) return;
+    const body = ctx.body as Record<string, unknown>;
+    body.request_uri_parameter_supported = true;
+    body.require_request_uri_registration = true;
+    body.request_object_signing_alg_values_supported = [...((body.request_object_signing_alg_values_supported as string[] | undefined) ?? []), 'none'];
+  });
   provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc-provider server_error'));
 
   const record = (ctx: KoaContextWithOIDC, type: string, details: Record<string, unknown>, userId?: string) =>

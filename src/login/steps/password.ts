@@ -6,14 +6,16 @@ import { translator } from '../../i18n/index.js';
 import { formField } from '../../http/form.js';
 import { pageLocale, render } from '../../http/render.js';
 import { audit } from '../../security/audit.js';
+import { allowImageFrom } from '../../security/headers.js';
 import { Throttled } from '../../security/rate-limit.js';
 import type { LoginStep, StepInput } from '../step.js';
 
 const MAX_IDENTIFIER = 254;
 
 export const passwordStep: LoginStep = {
-  async show({ ctx, services, interaction, clientName }, error) {
+  async show({ ctx, services, interaction, clientName, clientLinks }, error) {
     const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint.slice(0, MAX_IDENTIFIER) : '';
+    allowImageFrom(ctx, clientLinks.logoUri);
     await render(
       ctx,
       'signin',
@@ -23,6 +25,7 @@ export const passwordStep: LoginStep = {
         googleUrl: services.config.google ? `/interaction/${interaction.uid}/google` : undefined,
         forgotUrl: `/password/forgot?interaction=${interaction.uid}`,
         clientName,
+        clientLinks,
         identifier: error?.values?.identifier ?? hint,
         error: error?.message,
       },
