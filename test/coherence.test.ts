@@ -8,28 +8,14 @@ import { resetData, testEnv } from './support/env.js';
 import { makeClient, makeUser, PASSWORD } from './support/fixtures.js';
 import { consoleSignIn, isCodePage, isTotpPage, openSignIn, relyingParty, signInAndGetTokens, submitCode, submitPassword, type RelyingParty } from './support/rp.js';
 import { mailbox } from './support/smtp.js';
-import { secondsLeftInStep, totp } from './support/totp.js';
+import { totp } from './support/totp.js';
 import { startReceiver } from './support/tokens.js';
+import { awayFromStepBoundary, enrolTotp, post, url } from './support/pages.js';
 
-const url = (path: string) => `${testEnv().url}${path}`;
 const NEW_PASSWORD = 'granite meadow whistle 31';
 
-async function post(browser: Browser, page: Page, path: string, fields: Record<string, string> = {}): Promise<Page> {
-  return browser.submit(page, url(path), { _csrf: csrfToken(page.html), ...fields });
-}
 
-async function awayFromStepBoundary(): Promise<void> {
-  if (secondsLeftInStep() < 3) await new Promise((r) => setTimeout(r, secondsLeftInStep() * 1000 + 200));
-}
 
-async function enrol(browser: Browser, email: string): Promise<string> {
-  await consoleSignIn(browser, email, PASSWORD);
-  const setup = await post(browser, await browser.go(url('/account/2fa')), '/account/2fa/setup');
-  const secret = /<code class="key" id="totp-key">([^<]+)<\/code>/.exec(setup.html)![1]!.replace(/\s/g, '');
-  await awayFromStepBoundary();
-  await post(browser, setup, '/account/2fa/activate', { code: totp(secret), device_name: 'Old phone' });
-  return secret;
-}
 
 const activeTrust = (userId: string) => testEnv().db('trusted_devices').where({ user_id: userId }).whereNull('revoked_at');
 
@@ -86,7 +72,7 @@ describe("credentials stay coherent after security events (README's table)", () 
     await signInAndGetTokens(rp, 'factor@example.com', PASSWORD, {}, other, { trust: 'yes' });
     const browser = new Browser();
     await signInAndGetTokens(rp, 'factor@example.com', PASSWORD, {}, browser, { trust: 'yes' });
-    const secret = await enrol(browser, 'factor@example.com');
+    const { secret } = await enrolTotp(browser, 'factor@example.com');
     expect(await activeTrust(user.id)).to.have.length(1);
 
     await awayFromStepBoundary();
@@ -95,7 +81,7 @@ describe("credentials stay coherent after security events (README's table)", () 
 
     await signInAndGetTokens(rp, 'factor@example.com', PASSWORD, { prompt: 'login' }, other, { trust: 'yes' });
     expect(await activeTrust(user.id)).to.have.length(2);
-    await enrol(browser, 'factor@example.com');
+    await enrolTotp(browser, 'factor@example.com');
     expect(await activeTrust(user.id)).to.have.length(1);
     const { services } = testEnv().server.app;
     await runCommand(services, ['user', 'disable-2fa', '--email', 'factor@example.com', '--for', '24h']);
@@ -171,7 +157,7 @@ describe("support's temporary 2FA bypass", () => {
 
   it('`idp user disable-2fa --for 24h`: email code meanwhile, the user is mailed, and after the time the old app is required again', async () => {
     const { user } = await makeUser({ email: 'lost@example.com' });
-    const secret = await enrol(new Browser(), 'lost@example.com');
+    const { secret } = await enrolTotp(new Browser(), 'lost@example.com');
     const { services } = testEnv().server.app;
     const result = await runCommand(services, ['user', 'disable-2fa', '--email', 'lost@example.com', '--for', '24h']);
     expect(result.exitCode).to.equal(0);
@@ -198,7 +184,7 @@ describe("support's temporary 2FA bypass", () => {
 
   it('the user sets up a new app right after the sign-in; the bypass ends and the new app is required', async () => {
     const { user } = await makeUser({ email: 'newphone@example.com' });
-    const oldSecret = await enrol(new Browser(), 'newphone@example.com');
+    const { secret: oldSecret } = await enrolTotp(new Browser(), 'newphone@example.com');
     await runCommand(testEnv().server.app.services, ['user', 'disable-2fa', '--email', 'newphone@example.com', '--for', '3d']);
     const { browser, page } = await signInDuringBypass('newphone@example.com');
     const setup = await browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), action: 'setup' }, testEnv().url);
@@ -223,7 +209,7 @@ describe("support's temporary 2FA bypass", () => {
 
   it('the user found the old phone: a code from it ends the bypass', async () => {
     const { user } = await makeUser({ email: 'found@example.com' });
-    const secret = await enrol(new Browser(), 'found@example.com');
+    const { secret } = await enrolTotp(new Browser(), 'found@example.com');
     await runCommand(testEnv().server.app.services, ['user', 'disable-2fa', '--email', 'found@example.com', '--for', '1h']);
     const { browser, page } = await signInDuringBypass('found@example.com');
     await awayFromStepBoundary();
@@ -238,7 +224,7 @@ describe("support's temporary 2FA bypass", () => {
     const { customer } = await makeUser({ email: 'chief@example.com', owner: true });
     const { services } = testEnv().server.app;
     const { user: worker } = await createUser(services.db, services.hasher, { customerNumber: customer.customer_number, email: 'w@example.com', name: 'W', password: PASSWORD });
-    await enrol(new Browser(), 'w@example.com');
+    await enrolTotp(new Browser(), 'w@example.com');
     const admin = new Browser();
     await consoleSignIn(admin, 'chief@example.com', PASSWORD);
     const users = await admin.go(url('/account/users'));

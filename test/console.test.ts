@@ -1,19 +1,16 @@
 import { expect } from 'chai';
 import { decodeJwt } from 'jose';
 import * as oidc from 'openid-client';
-import { Browser, csrfToken, type Page } from './support/browser.js';
+import { Browser, csrfToken } from './support/browser.js';
 import { resetData, testEnv } from './support/env.js';
 import { makeClient, makeUser, PASSWORD } from './support/fixtures.js';
 import { completeSignIn, consoleSignIn, relyingParty, signInAndGetTokens } from './support/rp.js';
 import { mailbox } from './support/smtp.js';
 import { startReceiver } from './support/tokens.js';
+import { post, url } from './support/pages.js';
 
-const url = (path: string) => `${testEnv().url}${path}`;
 const NEW_PASSWORD = 'lantern orchard pebble 77';
 
-async function post(browser: Browser, page: Page, path: string, fields: Record<string, string> = {}): Promise<Page> {
-  return browser.submit(page, url(path), { _csrf: csrfToken(page.html), ...fields });
-}
 
 /** Makes the console session's sign-in older than the 5 minutes sensitive actions allow. */
 async function ageSignIn(userId: string): Promise<void> {

@@ -8,13 +8,10 @@ import { resetData, testEnv } from './support/env.js';
 import { makeClient, makeUser, PASSWORD } from './support/fixtures.js';
 import { answerTrust, consoleSignIn, isCodePage, isTrustPage, openSignIn, relyingParty, signInAndGetTokens, submitCode, submitPassword } from './support/rp.js';
 import { mailbox } from './support/smtp.js';
+import { post, url } from './support/pages.js';
 
-const url = (path: string) => `${testEnv().url}${path}`;
 const NEW_PASSWORD = 'violet tractor umbrella 42';
 
-async function post(browser: Browser, page: Page, path: string, fields: Record<string, string> = {}): Promise<Page> {
-  return browser.submit(page, url(path), { _csrf: csrfToken(page.html), ...fields });
-}
 
 function linkIn(text: string, path: string): string {
   const match = new RegExp(`(http://127\\.0\\.0\\.1:\\d+${path}/[\\w-]+)`).exec(text);

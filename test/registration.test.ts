@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { eventually } from './support/eventually.js';
 import * as oidc from 'openid-client';
 import { resetData, testEnv } from './support/env.js';
 import { makeUser, PASSWORD, REDIRECT_URI } from './support/fixtures.js';
@@ -75,8 +76,11 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     const row = await testEnv().db('oidc_clients').where({ client_id: metadata.client_id }).first();
     expect(row).to.include({ registered_via: 'dcr', first_party: false });
     expect(JSON.stringify(row)).not.to.include(metadata.client_secret as string);
-    const events = await testEnv().db('audit_events').where({ type: 'client.registered' });
-    expect(events.map((e) => e.details)).to.deep.include({ via: 'dcr', client_id: metadata.client_id });
+    // Written by oidc-provider's event listener, next to the response.
+    await eventually(async () => {
+      const events = await testEnv().db('audit_events').where({ type: 'client.registered' });
+      expect(events.map((e) => e.details)).to.deep.include({ via: 'dcr', client_id: metadata.client_id });
+    });
 
     const rp = await relyingPartyWith(metadata.client_id, { secret: metadata.client_secret as string });
     const { tokens, consentShown } = await signIn(rp, 'dcr@example.com', PASSWORD, { consent: 'allow' });
@@ -174,8 +178,10 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
 
     expect((await call('DELETE')).status).to.equal(204);
     expect(await testEnv().db('oidc_clients').where({ client_id: metadata.client_id })).to.have.length(0);
-    const types = (await testEnv().db('audit_events').orderBy('id')).map((e) => e.type);
-    expect(types).to.include.members(['client.registered', 'client.updated', 'client.deleted']);
+    await eventually(async () => {
+      const types = (await testEnv().db('audit_events').orderBy('id')).map((e) => e.type);
+      expect(types).to.include.members(['client.registered', 'client.updated', 'client.deleted']);
+    });
   });
 
   it('client iat create refuses bad durations', async () => {

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { eventually } from './support/eventually.js';
 import { exportJWK, generateKeyPair, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { Browser } from './support/browser.js';
@@ -165,12 +166,11 @@ describe('token profile', () => {
       expect((await errorOf(oidc.refreshTokenGrant(rp.config, third.refresh_token!))).error).to.equal('invalid_grant');
       expect((await oidc.tokenIntrospection(rp.config, third.access_token)).active).to.equal(false);
       // The audit event is written from oidc-provider's grant.error event, next to the response.
-      let events: { details: Record<string, unknown> }[] = [];
-      for (let i = 0; i < 20 && !events.length; i += 1) {
-        events = await testEnv().db('audit_events').where({ type: 'token.refresh_reuse_detected' });
-        if (!events.length) await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      expect(events).to.have.length(1);
+      const events = await eventually(async () => {
+        const rows: { details: Record<string, unknown> }[] = await testEnv().db('audit_events').where({ type: 'token.refresh_reuse_detected' });
+        expect(rows).to.have.length(1);
+        return rows;
+      });
       expect(events[0]!.details).to.include({ client_id: client.client_id });
     });
 

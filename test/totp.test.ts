@@ -7,15 +7,12 @@ import { resetData, testEnv } from './support/env.js';
 import { makeClient, makeUser, PASSWORD } from './support/fixtures.js';
 import { consoleSignIn, isCodePage, isTotpPage, openSignIn, relyingParty, signInAndGetTokens, submitCode, submitPassword, type RelyingParty } from './support/rp.js';
 import { mailbox } from './support/smtp.js';
-import { secondsLeftInStep, totp } from './support/totp.js';
+import { totp } from './support/totp.js';
+import { awayFromStepBoundary, enrolTotp as enrol, post, url } from './support/pages.js';
 
 // jsqr is CommonJS with an ES-style default export; load it the CommonJS way.
 const jsQR = createRequire(import.meta.url)('jsqr') as (data: Uint8ClampedArray, width: number, height: number) => { data: string } | null;
-const url = (path: string) => `${testEnv().url}${path}`;
 
-async function post(browser: Browser, page: Page, path: string, fields: Record<string, string> = {}): Promise<Page> {
-  return browser.submit(page, url(path), { _csrf: csrfToken(page.html), ...fields });
-}
 
 function decodeQr(html: string): string {
   const dataUrl = /<img class="qr" src="data:image\/png;base64,([^"]+)"/.exec(html)![1]!;
@@ -25,25 +22,7 @@ function decodeQr(html: string): string {
   return result.data;
 }
 
-/** Avoid a step boundary between computing a code and the server checking it. */
-async function awayFromStepBoundary(): Promise<void> {
-  if (secondsLeftInStep() < 3) await new Promise((r) => setTimeout(r, secondsLeftInStep() * 1000 + 200));
-}
 
-/** Signs in to the console, sets up TOTP and returns the secret and the recovery codes. */
-async function enrol(browser: Browser, email: string, deviceName = "Philipp's iPhone") {
-  const home = await consoleSignIn(browser, email, PASSWORD);
-  expect(home.html).to.include('Your account');
-  const status = await browser.go(url('/account/2fa'));
-  const setup = await post(browser, status, '/account/2fa/setup');
-  expect(setup.status).to.equal(200);
-  const secret = /<code class="key" id="totp-key">([^<]+)<\/code>/.exec(setup.html)![1]!.replace(/\s/g, '');
-  await awayFromStepBoundary();
-  const done = await post(browser, setup, '/account/2fa/activate', { code: totp(secret), device_name: deviceName });
-  expect(done.status, done.html.slice(0, 500)).to.equal(200);
-  const recoveryCodes = [...done.html.matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((m) => m[1]!);
-  return { secret, recoveryCodes, setup, done };
-}
 
 describe('two-factor authentication with an authenticator app (TOTP)', () => {
   let rp: RelyingParty;

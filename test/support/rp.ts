@@ -11,22 +11,22 @@ export interface RelyingParty {
   authorize(params?: Record<string, string>): Promise<{ url: string; verifier: string; state: string; nonce: string }>;
 }
 
-/** A relying party of the shared test server, or of another provider server at `url`. */
-export async function relyingParty(client: { client_id: string; client_secret?: string }, url = testEnv().url): Promise<RelyingParty> {
-  const config = await oidc.discovery(
-    new URL(url),
-    client.client_id,
-    client.client_secret,
-    client.client_secret ? oidc.ClientSecretBasic(client.client_secret) : oidc.None(),
-    { execute: [oidc.allowInsecureRequests] },
-  );
+export type ClientAuth = { secret?: string | undefined; method?: 'basic' | 'post' | 'none'; privateKey?: oidc.CryptoKey };
+
+/** A relying party that authenticates at the token endpoint as the client was registered. */
+export async function relyingPartyWith(clientId: string, auth: ClientAuth, baseUrl = testEnv().url): Promise<RelyingParty> {
+  let clientAuth: oidc.ClientAuth;
+  if (auth.privateKey) clientAuth = oidc.PrivateKeyJwt(auth.privateKey);
+  else if (!auth.secret || auth.method === 'none') clientAuth = oidc.None();
+  else clientAuth = auth.method === 'post' ? oidc.ClientSecretPost(auth.secret) : oidc.ClientSecretBasic(auth.secret);
+  const config = await oidc.discovery(new URL(baseUrl), clientId, auth.secret, clientAuth, { execute: [oidc.allowInsecureRequests] });
   return {
     config,
     async authorize(params = {}) {
       const verifier = oidc.randomPKCECodeVerifier();
       const state = oidc.randomState();
       const nonce = oidc.randomNonce();
-      const authUrl = oidc.buildAuthorizationUrl(config, {
+      const url = oidc.buildAuthorizationUrl(config, {
         redirect_uri: REDIRECT_URI,
         scope: 'openid email profile',
         code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
@@ -35,9 +35,14 @@ export async function relyingParty(client: { client_id: string; client_secret?: 
         nonce,
         ...params,
       });
-      return { url: authUrl.href, verifier, state, nonce };
+      return { url: url.href, verifier, state, nonce };
     },
   };
+}
+
+/** A relying party of the shared test server (or of another provider server at `url`) with client_secret_basic or none. */
+export async function relyingParty(client: { client_id: string; client_secret?: string }, url = testEnv().url): Promise<RelyingParty> {
+  return relyingPartyWith(client.client_id, { secret: client.client_secret }, url);
 }
 
 /** Opens the authorization URL in the browser and returns the sign-in page. */

@@ -7,37 +7,11 @@ import * as oidc from 'openid-client';
 import { runCommand, type CommandResult } from '../../src/cli/commands.js';
 import { Browser, csrfToken, formAction, type Page } from './browser.js';
 import { REDIRECT_URI } from './fixtures.js';
-import { completeSignIn, openSignIn, type RelyingParty } from './rp.js';
+import { completeSignIn, openSignIn, relyingPartyWith, type ClientAuth, type RelyingParty } from './rp.js';
+
+export { relyingPartyWith, type ClientAuth };
 import { testEnv } from './env.js';
 
-export type ClientAuth = { secret?: string | undefined; method?: 'basic' | 'post' | 'none'; privateKey?: oidc.CryptoKey };
-
-/** A relying party that authenticates at the token endpoint as the client was registered. */
-export async function relyingPartyWith(clientId: string, auth: ClientAuth, baseUrl = testEnv().url): Promise<RelyingParty> {
-  let clientAuth: oidc.ClientAuth;
-  if (auth.privateKey) clientAuth = oidc.PrivateKeyJwt(auth.privateKey);
-  else if (!auth.secret || auth.method === 'none') clientAuth = oidc.None();
-  else clientAuth = auth.method === 'post' ? oidc.ClientSecretPost(auth.secret) : oidc.ClientSecretBasic(auth.secret);
-  const config = await oidc.discovery(new URL(baseUrl), clientId, auth.secret, clientAuth, { execute: [oidc.allowInsecureRequests] });
-  return {
-    config,
-    async authorize(params = {}) {
-      const verifier = oidc.randomPKCECodeVerifier();
-      const state = oidc.randomState();
-      const nonce = oidc.randomNonce();
-      const url = oidc.buildAuthorizationUrl(config, {
-        redirect_uri: REDIRECT_URI,
-        scope: 'openid email profile',
-        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-        code_challenge_method: 'S256',
-        state,
-        nonce,
-        ...params,
-      });
-      return { url: url.href, verifier, state, nonce };
-    },
-  };
-}
 
 export function isConsentPage(page: Page): boolean {
   return page.status === 200 && page.html.includes('name="decision" value="allow"');
