@@ -264,4 +264,6 @@ export const de: Record<MessageKey, string> = {
   'ops.client.delete_confirm': 'Client-ID zur Bestätigung',
   'ops.client.delete': 'Löschen',
   'ops.client.delete_confirm_error': 'Geben Sie zur Bestätigung des Löschens die Client-ID ein.',
+  // operations
+  'signin.error.throttled_seconds': 'Zu viele Versuche. Bitte warten Sie {seconds} Sekunden und versuchen Sie es erneut.',
 };

@@ -262,6 +262,8 @@ export const en = {
   'ops.client.delete_confirm': 'Client ID to confirm',
   'ops.client.delete': 'Delete',
   'ops.client.delete_confirm_error': 'Type the client ID to confirm the deletion.',
+  // operations
+  'signin.error.throttled_seconds': 'Too many attempts. Please wait {seconds} seconds and try again.',
 } as const;
 
 export type MessageKey = keyof typeof en;
