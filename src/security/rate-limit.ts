@@ -18,6 +18,11 @@ export class Throttled extends Error {
   }
 }
 
+/** For counting a failure whose answer is already decided: the next attempt sees the limit. */
+export function ignoreThrottled(error: unknown): void {
+  if (!(error instanceof Throttled)) throw error;
+}
+
 /** rate-limiter-flexible speaks node-postgres' `query({text, values})`; translate `$n` to knex bindings. */
 function knexQueryShim(db: Db) {
   return {
