@@ -128,6 +128,10 @@ export async function buildApp(services: Services): Promise<App> {
   const koa = new Koa({ proxy: services.config.trustProxy, maxIpsCount: 1 });
   koa.keys = services.config.cookieKeys;
   koa.silent = true; // errors are logged by errorHandler
+  koa.on('error', (err: { status?: number; expose?: boolean }) => {
+    if (err.expose || (err.status && err.status < 500)) services.log.debug({ err }, 'request error');
+    else services.log.error({ err }, 'request error');
+  });
 
   const pageStack = [
     errorHandler(services.log, services.metrics),

@@ -27,7 +27,6 @@ const SECRET_FIELDS = [
   'password',
   'new_password',
   'current_password',
-  'code',
   'token',
   'secret',
   'client_secret',
@@ -48,7 +47,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       const reqId = currentRequestId();
       return reqId ? { req_id: reqId } : {};
     },
-    redact: { paths: SECRET_FIELDS.flatMap((f) => [`["${f}"]`, `*["${f}"]`, `*.*["${f}"]`]), censor: '[redacted]' },
+    // `code` only at the top level and in request bodies: err.code carries SQLSTATEs and errno names.
+    redact: { paths: [...SECRET_FIELDS.flatMap((f) => [`["${f}"]`, `*["${f}"]`, `*.*["${f}"]`]), 'code', 'body.code', 'query.code', 'params.code'], censor: '[redacted]' },
   };
   return destination ? pino(options, destination) : pino(options);
 }

@@ -33,6 +33,16 @@ export function throttledMessage(t: ReturnType<typeof translator>, retryAfterSec
     : t('signin.error.throttled', { minutes: Math.ceil(retryAfterSeconds / 60) });
 }
 
+// PostgreSQL's data exceptions for values it cannot store or compare (a NUL byte, a malformed uuid, a
+// string longer than its column, a number out of range). Input that reaches a query unvalidated is
+// still bad input: answered with 400, and logged as a warning so the missing check gets added.
+const DB_BAD_INPUT = new Set(['22001', '22003', '22007', '22008', '22021', '22P02', '22P05', '54000']);
+
+export function isBadInputForDatabase(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && DB_BAD_INPUT.has(code);
+}
+
 interface Answer {
   status: number;
   code: string;
@@ -57,6 +67,7 @@ function classify(error: unknown, t: ReturnType<typeof translator>): Answer | un
     return { status, code: status === 413 ? 'payload_too_large' : 'bad_request', message: t(key) };
   }
   if (isDatabaseUnavailable(error)) return { status: 503, code: 'unavailable', message: t('error.unavailable') };
+  if (isBadInputForDatabase(error)) return { status: 400, code: 'bad_request', message: t('error.bad_request') };
   return undefined;
 }
 
@@ -74,6 +85,8 @@ export function errorHandler(log: Logger, metrics?: Metrics) {
         metrics?.databaseUnavailable.inc();
         log.warn({ err: error, method: ctx.method, route: routeLabel(ctx) }, 'database unavailable');
         ctx.set('Retry-After', '5');
+      } else if (isBadInputForDatabase(error)) {
+        log.warn({ err: error, method: ctx.method, route: routeLabel(ctx) }, 'input the database refused');
       } else if (answer.status >= 500) {
         log.error({ err: error, method: ctx.method, route: routeLabel(ctx) }, 'request failed');
       }

@@ -3,6 +3,7 @@
 // records the request in the metrics and writes one access-log line. Logged is the route template
 // (`/password/reset/:token`), never the raw path or query, which can carry secrets.
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { Context, Next } from 'koa';
 import { withRequestId, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -43,6 +44,9 @@ export function requestId(incoming: string): string {
 
 export function requestTracking(log: Logger, metrics: Metrics) {
   return async function trackRequest(ctx: Context, next: Next): Promise<void> {
+    // Behind a proxy the address comes from X-Forwarded-For: anything that is not an IP address there
+    // (a misconfigured or bypassed proxy) falls back to the connection's address.
+    if (!isIP(ctx.ip)) ctx.request.ip = ctx.req.socket.remoteAddress ?? '';
     const id = requestId(ctx.get('x-request-id'));
     ctx.state.requestId = id;
     ctx.set('X-Request-Id', id);

@@ -5,7 +5,7 @@ import type { JWK } from 'jose';
 import { findUserById } from '../accounts/users.js';
 import { consoleClientMetadata } from '../console/session.js';
 import { DomainError } from '../errors.js';
-import { isDatabaseUnavailable } from '../http/errors.js';
+import { isBadInputForDatabase, isDatabaseUnavailable } from '../http/errors.js';
 import { pageLocale, render } from '../http/render.js';
 import { translator } from '../i18n/index.js';
 import { audit } from '../security/audit.js';
@@ -196,6 +196,10 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         await render(ctx as unknown as Context, 'error', { message: translator(pageLocale(ctx as unknown as Context))('error.unavailable') }, 503);
         return;
       }
+      if (isBadInputForDatabase(error)) {
+        await render(ctx as unknown as Context, 'error', { message: translator(pageLocale(ctx as unknown as Context))('error.bad_request') }, 400);
+        return;
+      }
       const errorCode = String(out.error ?? 'error');
       const description = out.error_description ? String(out.error_description) : '';
       await render(ctx as unknown as Context, 'error', { message: `${errorCode}${description ? `: ${description}` : ''}` }, ctx.status >= 400 ? ctx.status : 400);
@@ -214,10 +218,25 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
       log.warn({ err: error, route: ctx.oidc?.route }, 'database unavailable');
       return;
     }
+    if (isBadInputForDatabase(error)) {
+      ctx.state.badInput = true;
+      log.warn({ err: error, route: ctx.oidc?.route }, 'input the database refused');
+      return;
+    }
     log.error({ err: error, route: ctx.oidc?.route }, 'oidc-provider server_error');
+  });
+  // Errors outside its endpoints' own handling (e.g. a broken request stream): logged, never printed.
+  (provider as unknown as { on(event: 'error', listener: (err: { status?: number; expose?: boolean }) => void): void }).on('error', (err) => {
+    if (err.expose || (err.status && err.status < 500)) log.debug({ err }, 'oidc-provider request error');
+    else log.error({ err }, 'oidc-provider error');
   });
   provider.use(async (ctx, next) => {
     await next();
+    if (ctx.state.badInput && ctx.status === 500) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'The request contains values that cannot be processed.' };
+      return;
+    }
     if (!ctx.state.databaseUnavailable) return;
     services.metrics.databaseUnavailable.inc();
     ctx.set('Retry-After', '5');

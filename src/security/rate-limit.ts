@@ -1,5 +1,6 @@
 // Rate limits on every secret check, stored in PostgreSQL so they hold across instances and restarts.
 // rate-limiter-flexible does the counting; a small shim lets it run its SQL through knex (pg or PGlite).
+import { createHash } from 'node:crypto';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Db } from '../db/index.js';
 
@@ -16,6 +17,11 @@ export class Throttled extends Error {
   constructor(readonly retryAfterSeconds: number) {
     super('throttled');
   }
+}
+
+/** Keys go into a varchar(255) column: long ones (typed identifiers, forwarded addresses) are hashed. */
+function storeKey(key: string): string {
+  return key.length <= 100 ? key : `sha256:${createHash('sha256').update(key).digest('base64url')}`;
 }
 
 /** For counting a failure whose answer is already decided: the next attempt sees the limit. */
@@ -72,7 +78,7 @@ export class Limiter {
 
   /** Throws Throttled when the key has no attempts left. */
   async check(key: string): Promise<void> {
-    const res = await this.limiter.get(key);
+    const res = await this.limiter.get(storeKey(key));
     if (res && res.remainingPoints <= 0 && res.msBeforeNext > 0) throw this.throttled(res.msBeforeNext);
   }
 
@@ -82,7 +88,7 @@ export class Limiter {
    */
   async consume(key: string): Promise<void> {
     try {
-      await this.limiter.consume(key, 1);
+      await this.limiter.consume(storeKey(key), 1);
     } catch (error) {
       if (error instanceof RateLimiterRes) throw this.throttled(error.msBeforeNext);
       throw error;
@@ -91,11 +97,11 @@ export class Limiter {
 
   /** Gives back one point (e.g. a code whose email could not be delivered should not count). */
   async refund(key: string): Promise<void> {
-    await this.limiter.reward(key, 1);
+    await this.limiter.reward(storeKey(key), 1);
   }
 
   async reset(key: string): Promise<void> {
-    await this.limiter.delete(key);
+    await this.limiter.delete(storeKey(key));
   }
 }
 
@@ -137,7 +143,8 @@ export class ProgressiveDelay {
   }
 
   /** Admits one attempt (counting it) or throws Throttled with the time until the next one is admitted. */
-  async admit(key: string): Promise<void> {
+  async admit(rawKey: string): Promise<void> {
+    const key = storeKey(rawKey);
     const { consumedPoints } = await this.attempts.consume(key, 1);
     const delay = this.delayAfter(consumedPoints);
     if (delay === 0) return;
@@ -153,10 +160,10 @@ export class ProgressiveDelay {
 
   /** Takes back an admitted attempt that turned out to be legitimate (the right password). */
   async refund(key: string): Promise<void> {
-    await this.attempts.reward(key, 1);
+    await this.attempts.reward(storeKey(key), 1);
   }
 
   async reset(key: string): Promise<void> {
-    await Promise.all([this.attempts.delete(key), this.gate.delete(key)]);
+    await Promise.all([this.attempts.delete(storeKey(key)), this.gate.delete(storeKey(key))]);
   }
 }
