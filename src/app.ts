@@ -206,7 +206,7 @@ async function listen(server: http.Server, port: number, host: string): Promise<
 /** Opens the database, migrates, builds the app and listens. */
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = options.log ?? createLogger(config.logLevel);
-  const db = options.db ?? createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir });
+  const db = options.db ?? createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, log });
   await migrateLatest(db);
 
   // Bind first, so an ephemeral port can go into the issuer; Koa composes at callback() time.
