@@ -164,8 +164,8 @@ describe('brute force and credential stuffing (bounded attacks from loopback)', 
 
     // A new browser is asked to wait, briefly: the page says for how long.
     const phone = new Browser({ 'x-forwarded-for': '198.51.100.30' });
-    await attack([{ identifier: 'target@example.com', password: 'one more guess', ip: '203.0.9.9' }], 1);
     const page = await openSignIn(phone, (await (await rp()).authorize()).url, proxied.url);
+    await attack([{ identifier: 'target@example.com', password: 'one more guess', ip: '203.0.9.9' }], 1);
     const waiting = await submitPassword(phone, page, 'target@example.com', PASSWORD, proxied.url);
     expect(waiting.status).to.equal(429);
     const retryAfter = Number(waiting.headers.get('retry-after'));
