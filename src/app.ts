@@ -1,5 +1,6 @@
 // Builds the whole service: database, migrations, keys, oidc-provider and the Koa app around it.
 // Used by main.ts (the server) and by the tests, which start it on an ephemeral port.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,7 @@ import { opsRoutes } from './console/ops.js';
 import { createDb, migrateLatest, type Db } from './db/index.js';
 import { errorHandler } from './http/errors.js';
 import { render } from './http/render.js';
+import { requestTracking } from './http/request.js';
 import { DevOutbox } from './mail/mailer.js';
 import { createLogger, type Logger } from './log.js';
 import { consoleRoutes } from './console/routes.js';
@@ -25,7 +27,9 @@ import { expireBypasses } from './accounts/two-factor.js';
 import { deleteExpiredKeys } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
 import { DEFAULT_KEY_REFRESH_MS, ProviderHolder } from './oidc/provider-holder.js';
+import { Metrics } from './metrics.js';
 import { csrf } from './security/csrf.js';
+import { safeEqual } from './security/crypto.js';
 import { securityHeaders } from './security/headers.js';
 import { createServices, type Services } from './services.js';
 
@@ -37,10 +41,22 @@ export interface App {
   readonly provider: Provider;
   providers: ProviderHolder;
   services: Services;
+  /** Our routes (method and path template), for the route-by-route tests. */
+  routes: { methods: string[]; path: string }[];
+  /** Set when shutdown begins: /readyz answers 503 so load balancers stop sending new requests. */
+  draining: boolean;
 }
 
-function operationalRoutes(services: Services): Router {
-  const { db, mailer, config } = services;
+/** Serves the metrics in Prometheus' text format. */
+async function serveMetrics(metrics: Metrics, res: { type: string; body: unknown; set(field: string, value: string): void }): Promise<void> {
+  const { contentType, body } = await metrics.exposition();
+  res.type = contentType;
+  res.set('Cache-Control', 'no-store');
+  res.body = body;
+}
+
+function operationalRoutes(services: Services, state: { draining: boolean }): Router {
+  const { db, mailer, config, metrics } = services;
   const router = new Router();
   // In development without SMTP, mail goes to the outbox under DATA_DIR; this page shows it.
   if (!config.production && mailer instanceof DevOutbox) {
@@ -57,6 +73,11 @@ function operationalRoutes(services: Services): Router {
     ctx.body = { status: 'ok' };
   });
   router.get('/readyz', async (ctx) => {
+    if (state.draining) {
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', reason: 'shutting down' };
+      return;
+    }
     try {
       await db.raw('select 1');
       ctx.body = { status: 'ready' };
@@ -65,6 +86,21 @@ function operationalRoutes(services: Services): Router {
       ctx.body = { status: 'unavailable', reason: 'database' };
     }
   });
+  // Metrics on the main port only for callers with METRICS_TOKEN (compared in constant time), since
+  // they reveal traffic figures; METRICS_PORT serves them without a token on a separate listener.
+  if (config.metricsToken) {
+    const expected = createHash('sha256').update(config.metricsToken).digest('base64url');
+    router.get('/metrics', async (ctx) => {
+      const presented = /^Bearer ([\x21-\x7e]{1,512})$/.exec(ctx.get('authorization'))?.[1] ?? '';
+      if (!safeEqual(createHash('sha256').update(presented).digest('base64url'), expected)) {
+        ctx.status = 401;
+        ctx.set('WWW-Authenticate', 'Bearer realm="metrics"');
+        ctx.body = { error: 'invalid_token' };
+        return;
+      }
+      await serveMetrics(metrics, ctx);
+    });
+  }
   return router;
 }
 
@@ -79,9 +115,10 @@ export async function buildApp(services: Services): Promise<App> {
   // Routes keep this stand-in, which always forwards to the provider in use.
   const provider = providers.facade();
   services.provider = provider;
+  const state = { draining: false };
 
   const ours = new Router();
-  ours.use(operationalRoutes(services).routes());
+  ours.use(operationalRoutes(services, state).routes());
   ours.use(opsRoutes(services).routes());
   // Before the login routes: POST /interaction/:uid/consent would otherwise match their /interaction/:uid/:step.
   ours.use(consentRoutes(services, provider).routes());
@@ -93,21 +130,29 @@ export async function buildApp(services: Services): Promise<App> {
   await ensureDeviceApi(services.db, services.config.issuer);
   const api = new Router();
   api.use(deviceCredentialApi(services).routes());
-  const apis = compose([errorHandler(services.log, { json: true }), api.routes()] as compose.Middleware<Context>[]);
+  const apis = compose([errorHandler(services.log, services.metrics, { json: true }), api.routes()] as compose.Middleware<Context>[]);
 
-  const koa = new Koa({ proxy: services.config.trustProxy });
+  // Behind a proxy, the client IP is the last X-Forwarded-For entry: the one our proxy appended.
+  // Entries before it come from the client and could be forged to dodge the per-IP limits.
+  const koa = new Koa({ proxy: services.config.trustProxy, maxIpsCount: 1 });
   koa.keys = services.config.cookieKeys;
   koa.silent = true; // errors are logged by errorHandler
+  koa.on('error', (err: { status?: number; expose?: boolean }) => {
+    if (err.expose || (err.status && err.status < 500)) services.log.debug({ err }, 'request error');
+    else services.log.error({ err }, 'request error');
+  });
 
   const pageStack = [
-    errorHandler(services.log),
-    securityHeaders(),
+    errorHandler(services.log, services.metrics),
     bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }),
     csrf(services.secrets),
     ours.routes(),
   ];
   const pages = compose(pageStack as compose.Middleware<Context>[]);
 
+  koa.use(requestTracking(services.log, services.metrics));
+  // On every response, oidc-provider's too (its HTML pages and its form_post, which adds its script's hash to this CSP).
+  koa.use(securityHeaders());
   koa.use(async (ctx) => {
     if (ours.match(ctx.path, ctx.method).route) return pages(ctx);
     if (api.match(ctx.path, ctx.method).route) return apis(ctx);
@@ -122,13 +167,26 @@ export async function buildApp(services: Services): Promise<App> {
     get provider() {
       return providers.current;
     },
+    routes: ours.stack.map((layer) => ({ methods: layer.methods.filter((m) => m !== 'HEAD'), path: String(layer.path) })),
+    get draining() {
+      return state.draining;
+    },
+    set draining(value: boolean) {
+      state.draining = value;
+    },
   };
 }
 
 export interface RunningServer {
   url: string;
+  /** The separate metrics listener (METRICS_PORT), if any. */
+  metricsUrl: string | undefined;
   app: App;
-  close(): Promise<void>;
+  /**
+   * Stops gracefully: /readyz turns 503, no new connections are accepted, requests in flight finish
+   * (for at most `graceMs`, then their connections are cut), then the database closes.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
 }
 
 export interface StartOptions {
@@ -139,12 +197,25 @@ export interface StartOptions {
   issuerForPort?: (port: number) => string;
   /** How often to look for signing-key changes (default 30 s); 0 turns polling off (tests refresh by hand). */
   keyRefreshMs?: number;
+  /** Metrics registry (default: a new one with the process metrics). */
+  metrics?: Metrics;
+}
+
+async function listen(server: http.Server, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
 }
 
 /** Opens the database, migrates, builds the app and listens. */
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = options.log ?? createLogger(config.logLevel);
-  const db = options.db ?? createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir });
+  const db = options.db ?? createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, log });
   await migrateLatest(db);
 
   // Bind first, so an ephemeral port can go into the issuer; Koa composes at callback() time.
@@ -153,14 +224,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     res.end();
   };
   const server = http.createServer((req, res) => handler(req, res));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, config.port, config.host);
   const effective: Config = options.issuerForPort ? { ...config, port, issuer: options.issuerForPort(port) } : config;
 
-  const services = createServices(effective, db, log);
+  const services = createServices(effective, db, log, options.metrics ?? new Metrics());
   let app: App;
   try {
     app = await buildApp(services);
@@ -170,6 +237,30 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     throw error;
   }
   handler = app.koa.callback();
+
+  let metricsServer: http.Server | undefined;
+  let metricsUrl: string | undefined;
+  if (config.metricsPort !== undefined) {
+    metricsServer = http.createServer((req, res) => {
+      if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
+      services.metrics
+        .exposition()
+        .then(({ contentType, body }) => {
+          res.setHeader('Content-Type', contentType);
+          res.end(body);
+        })
+        .catch(() => {
+          res.statusCode = 500;
+          res.end();
+        });
+    });
+    const metricsPort = await listen(metricsServer, config.metricsPort, config.host);
+    metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  }
   const keyRefreshMs = options.keyRefreshMs ?? DEFAULT_KEY_REFRESH_MS;
   if (keyRefreshMs > 0) app.providers.start(keyRefreshMs);
 
@@ -179,15 +270,34 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   cleanup.unref();
 
   log.info({ issuer: effective.issuer, port, database: config.databaseUrl ? 'postgresql' : 'pglite' }, 'identity provider listening');
+  let closing: Promise<void> | undefined;
+  async function close(graceMs: number): Promise<void> {
+    app.draining = true;
+    clearInterval(cleanup);
+    app.providers.stop();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
+    // Idle keep-alive connections close now; busy ones once their response is sent.
+    server.closeIdleConnections();
+    const idle = setInterval(() => server.closeIdleConnections(), 50).unref();
+    const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), graceMs).unref());
+    if ((await Promise.race([closed, deadline])) === 'timeout') {
+      log.warn({ grace_ms: graceMs }, 'requests still running at the end of the grace period; closing their connections');
+      server.closeAllConnections();
+      await closed;
+    }
+    clearInterval(idle);
+    if (!options.db) await db.destroy();
+    log.info('stopped');
+  }
   return {
     url: `http://127.0.0.1:${port}`,
+    metricsUrl,
     app,
-    async close() {
-      clearInterval(cleanup);
-      app.providers.stop();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      if (!options.db) await db.destroy();
+    close(closeOptions = {}) {
+      closing ??= close(closeOptions.graceMs ?? 5_000);
+      return closing;
     },
   };
 }

@@ -30,6 +30,10 @@ export interface Config {
   brandName: string;
   /** Enables the operator pages under /ops (at least 32 characters); unset = no operator pages. */
   opsToken?: string | undefined;
+  /** Serves GET /metrics on the main port to callers presenting this bearer token; unset = no /metrics there. */
+  metricsToken?: string | undefined;
+  /** Serves GET /metrics without a token on this separate port (bound to HOST); unset = no metrics listener. */
+  metricsPort?: number | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -66,6 +70,8 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info'),
   BRAND_NAME: optionalString.pipe(z.string().max(60, 'at most 60 characters').optional()),
   OPS_TOKEN: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  METRICS_TOKEN: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  METRICS_PORT: optionalString.pipe(z.string().regex(/^\d{1,5}$/, 'must be a port number').transform(Number).pipe(z.number().int().min(1).max(65535)).optional()),
 });
 
 interface DevSecrets {
@@ -152,5 +158,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     brandName: e.BRAND_NAME ?? 'Telephony IdP',
     opsToken: e.OPS_TOKEN,
+    metricsToken: e.METRICS_TOKEN,
+    metricsPort: e.METRICS_PORT,
   };
 }

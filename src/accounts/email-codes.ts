@@ -47,12 +47,19 @@ export async function hasPendingEmailCode(db: Db, flowId: string): Promise<boole
  * guesses each count, and no guess is accepted after the fifth wrong one.
  */
 export async function checkEmailCode(db: Db, secrets: Secrets, input: { flowId: string; userId: string; code: string }): Promise<EmailCodeCheck> {
+  // The flow's newest code (issuing a code retires the older ones, so only the newest can be in use).
   const row = await db<EmailCodeRow>('email_codes')
     .where({ flow_id: input.flowId, user_id: input.userId })
-    .whereNull('consumed_at')
     .orderBy('created_at', 'desc')
     .first();
   if (!row) return 'none';
+  if (row.consumed_at) {
+    // Used by this very sign-in already: the same code again is the same form sent twice (a double
+    // click, or a retry after the database failed before the step was recorded). It proves nothing
+    // new and works only in this flow, so it is accepted rather than losing the sign-in.
+    const repeated = row.expires_at.getTime() > Date.now() && safeEqual(hashCode(secrets, input.flowId, input.code), row.code_hash);
+    return repeated ? 'ok' : 'none';
+  }
   if (row.expires_at.getTime() <= Date.now()) return 'expired';
   if (row.attempts >= EMAIL_CODE_MAX_ATTEMPTS) return 'locked';
 

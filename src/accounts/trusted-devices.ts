@@ -46,6 +46,18 @@ export async function useTrustedDevice(db: Db, secrets: Secrets, userId: string,
   return device;
 }
 
+/** True when one of the browser's tokens is a valid trusted device of this user (nothing is updated). */
+export async function isTrustedDevice(db: Db, secrets: Secrets, userId: string, tokens: string[]): Promise<boolean> {
+  if (!tokens.length) return false;
+  const row = await db('trusted_devices')
+    .whereIn('token_hash', tokens.map((t) => hashToken(secrets, t)))
+    .where({ user_id: userId })
+    .whereNull('revoked_at')
+    .where('expires_at', '>', new Date())
+    .first('id');
+  return Boolean(row);
+}
+
 export async function listTrustedDevices(db: Db, userId: string): Promise<TrustedDevice[]> {
   return db<TrustedDevice>('trusted_devices')
     .where({ user_id: userId })

@@ -49,7 +49,7 @@ export function opsRoutes(services: Services): Router {
   const { db, secrets, config } = services;
   const rules = { production: config.production };
   /** Wrong operator tokens per client IP: 10 in 15 minutes, then 15 minutes' pause. */
-  const limiter = new Limiter(db, 'ops-ip', { points: 10, duration: 15 * 60, blockDuration: 15 * 60 });
+  const limiter = new Limiter(db, 'ops-ip', { points: 10, duration: 15 * 60, blockDuration: 15 * 60 }, (name) => services.metrics.throttled.inc({ limit: name }));
 
   const digest = (value: string) => createHash('sha256').update(value).digest('base64url');
   const sessionMac = (token: string, exp: number) => createHmac('sha256', token).update(`ops-session:${exp}`).digest('base64url');

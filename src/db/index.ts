@@ -4,6 +4,7 @@ import knexPkg, { type Knex } from 'knex';
 import ClientPgLite from 'knex-pglite';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
+import type { Logger } from '../log.js';
 
 export type Db = Knex;
 
@@ -13,6 +14,8 @@ pg.types.setTypeParser(20, (value) => Number(value));
 
 export interface DbOptions {
   databaseUrl?: string | undefined;
+  /** Where knex's own warnings go (lost connections, pool errors); default: the console. */
+  log?: Logger;
   /** Directory for embedded PGlite, or 'memory'. */
   pgliteDir?: string;
 }
@@ -24,13 +27,21 @@ const migrationSource: Knex.MigrationSource<string> = {
 };
 
 export function createDb(options: DbOptions): Db {
+  const log = options.log && {
+    warn: (message: unknown) => options.log!.warn({ knex: String(message) }, 'database warning'),
+    error: (message: unknown) => options.log!.error({ knex: String(message) }, 'database error'),
+    deprecate: (method: string, alternative: string) => options.log!.warn({ method, alternative }, 'knex deprecation'),
+    debug: (message: unknown) => options.log!.debug({ knex: String(message) }, 'database debug'),
+  };
   if (options.databaseUrl) {
     return knexPkg.knex({
       client: 'pg',
-      connection: options.databaseUrl,
+      // Fail fast when the server cannot be reached (the request gets a 503), and notice dead peers.
+      connection: { connectionString: options.databaseUrl, connectionTimeoutMillis: 5_000, keepAlive: true },
       pool: { min: 0, max: 10 },
       acquireConnectionTimeout: 10_000,
       migrations: { migrationSource },
+      ...(log ? { log } : {}),
     });
   }
   const dir = options.pgliteDir ?? 'memory';
@@ -41,6 +52,7 @@ export function createDb(options: DbOptions): Db {
     connection: dir === 'memory' ? {} : { filename: dir },
     acquireConnectionTimeout: 30_000,
     migrations: { migrationSource },
+    ...(log ? { log } : {}),
   });
 }
 

@@ -415,4 +415,6 @@ export const de: Record<MessageKey, string> = {
   'admin.bypass.done': 'Die Zwei-Faktor-Authentifizierung ist für {name} bis {until} ausgeschaltet.',
   'mail.totp_bypass.subject': 'Ihre Authenticator-App ist vorübergehend ausgeschaltet',
   'mail.totp_bypass.text': 'Der Support hat die Zwei-Faktor-Authentifizierung mit Ihrer Authenticator-App bis {until} ausgeschaltet. Bis dahin melden Sie sich mit Ihrem Passwort und einem Code per E-Mail an, und wir bitten Sie, die App neu einzurichten. Danach ist Ihre alte App wieder erforderlich.',
+  // operations
+  'signin.error.throttled_seconds': 'Zu viele Versuche. Bitte warten Sie {seconds} Sekunden und versuchen Sie es erneut.',
 };

@@ -413,6 +413,8 @@ export const en = {
   'admin.bypass.done': 'Two-factor authentication is switched off for {name} until {until}.',
   'mail.totp_bypass.subject': 'Your authenticator app is switched off for a while',
   'mail.totp_bypass.text': 'Support switched off two-factor authentication with your authenticator app until {until}. Until then you sign in with your password and a code by email, and we ask you to set up the app again. After that time your old app is required again.',
+  // operations
+  'signin.error.throttled_seconds': 'Too many attempts. Please wait {seconds} seconds and try again.',
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -38,10 +38,10 @@ export function negotiateLocale(options: { uiLocales?: string | undefined; saved
   return 'en';
 }
 
-/** Looks up a message; text that is not a key (e.g. a validation message) is passed through as it is. */
 export function translator(locale: Locale): Translate {
   const catalogue = catalogues[locale];
-  return (key, params) => (catalogue[key] ?? key).replace(/\{(\w+)\}/g, (m, name: string) => (params && name in params ? String(params[name]) : m));
+  // A string that is not a key (a domain error's plain-English message) is shown as it is.
+  return (key, params) => (Object.hasOwn(catalogue, key) ? catalogue[key] : String(key)).replace(/\{(\w+)\}/g, (m, name: string) => (params && name in params ? String(params[name]) : m));
 }
 
 export function catalogueKeys(locale: Locale): string[] {

@@ -35,6 +35,8 @@ export interface LoginFlow {
 }
 
 export async function loadFlow(db: Db, interactionUid: string, expiresAt: Date): Promise<LoginFlow> {
+  const existing = await db<LoginFlow>('login_flows').where({ id: interactionUid }).first();
+  if (existing) return existing;
   await db('login_flows')
     .insert({ id: interactionUid, state: JSON.stringify({ amr: [] }), expires_at: expiresAt })
     .onConflict('id')

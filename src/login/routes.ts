@@ -10,6 +10,7 @@ import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById } from '../accounts/users.js';
 import { pageLocale } from '../http/render.js';
 import { negotiateLocale, translator } from '../i18n/index.js';
+import type { SignInOutcome } from '../metrics.js';
 import { ACR } from '../oidc/provider.js';
 import type { Services } from '../services.js';
 import { audit } from '../security/audit.js';
@@ -93,6 +94,14 @@ function isStepName(name: string): name is StepName {
   return Object.hasOwn(STEPS, name);
 }
 
+/** A step that did not pass answered with its own page: 401 wrong secret, 429 throttled, 4xx bad input. */
+function stepOutcome(status: number): SignInOutcome {
+  if (status === 401) return 'failure';
+  if (status === 429) return 'throttled';
+  if (status >= 500) return 'error';
+  return 'invalid';
+}
+
 export function loginRoutes(services: Services, provider: Provider): Router {
   const router = new Router();
 
@@ -171,17 +180,24 @@ export function loginRoutes(services: Services, provider: Provider): Router {
         remember: true,
       },
     };
-    await audit(services.db, {
-      type: 'login.succeeded',
-      userId: user.id,
-      customerId: user.customer_id,
-      ip: ctx.ip,
-      userAgent: ctx.get('user-agent'),
-      details: { amr: result.login.amr, client_id: ctx.state.clientId, trusted_device_id: flow.state.trustedDeviceId },
+    // First record the result in the interaction (oidc-provider), then the audit event and the end of
+    // the flow in one transaction, then redirect. Should the database fail in between, repeating the
+    // request repeats only what did not happen: no sign-in is lost and none is recorded twice.
+    const resumeUrl = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    await services.db.transaction(async (trx) => {
+      await audit(trx, {
+        type: 'login.succeeded',
+        userId: user.id,
+        customerId: user.customer_id,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent'),
+        details: { amr: result.login.amr, client_id: ctx.state.clientId, trusted_device_id: flow.state.trustedDeviceId },
+      });
+      await deleteFlow(trx, flow.id);
     });
-    await deleteFlow(services.db, flow.id);
-    ctx.respond = false;
-    await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    services.metrics.signIns.inc({ outcome: 'success', method: result.login.amr.join('+') });
+    ctx.status = 303;
+    ctx.redirect(resumeUrl);
   }
 
   router.get('/interaction/:uid', async (ctx) => {
@@ -212,7 +228,12 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       ctx.redirect(`/interaction/${details.uid}`);
       return;
     }
-    if (!(await STEPS[next.step].submit(input))) return;
+    const passed = await STEPS[next.step].submit(input).catch((error: unknown) => {
+      services.metrics.signInSteps.inc({ method: next.step, outcome: 'error' });
+      throw error;
+    });
+    services.metrics.signInSteps.inc({ method: next.step, outcome: passed ? 'success' : stepOutcome(ctx.status) });
+    if (!passed) return;
     const expected = expectedSubject(details);
     if (expected && input.flow.user_id && input.flow.user_id !== expected) {
       // The app named the account (id_token_hint, or claims sub value): another one cannot finish this
@@ -234,8 +255,9 @@ export function loginRoutes(services: Services, provider: Provider): Router {
   });
 
   router.get('/interaction/:uid/abort', async (ctx) => {
-    const { details } = await begin(ctx);
+    const { details, input } = await begin(ctx);
     await deleteFlow(services.db, details.uid);
+    services.metrics.signIns.inc({ outcome: 'aborted', method: input.flow.state.amr.join('+') || 'none' });
     ctx.respond = false;
     await provider.interactionFinished(
       ctx.req,

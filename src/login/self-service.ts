@@ -3,14 +3,14 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { requestPasswordReset, resetPassword } from '../accounts/lifecycle.js';
-import { lookupUserToken } from '../accounts/user-tokens.js';
+import { lookupUserToken, type UserTokenKind } from '../accounts/user-tokens.js';
 import { emailSchema } from '../accounts/users.js';
 import { redirectToSignIn } from '../console/session.js';
 import { DomainError } from '../errors.js';
 import { formField } from '../http/form.js';
 import { pageLocale, render } from '../http/render.js';
 import { translator, type MessageKey } from '../i18n/index.js';
-import { Throttled } from '../security/rate-limit.js';
+import { ignoreThrottled, Throttled } from '../security/rate-limit.js';
 import type { Services } from '../services.js';
 import { setInvitationCookie } from './invitation.js';
 
@@ -21,8 +21,20 @@ export function selfServiceRoutes(services: Services): Router {
   const t = (ctx: Context) => translator(pageLocale(ctx));
   const request = (ctx: Context) => ({ ip: ctx.ip, userAgent: ctx.get('user-agent') });
 
+  /**
+   * Looks up a link's token. Unknown tokens count against the client IP (20 an hour); past that every
+   * link from that IP gets the 429 page for the rest of the hour. (Tokens have 256 bits: this stops
+   * scanning, not a guess that could succeed.)
+   */
+  async function lookupLink(ctx: Context, kind: UserTokenKind) {
+    await services.limits.linkPerIp.check(ctx.ip);
+    const found = await lookupUserToken(services.db, services.secrets, kind, ctx.params.token!);
+    if (found.status === 'invalid') await services.limits.linkPerIp.consume(ctx.ip).catch(ignoreThrottled);
+    return found;
+  }
+
   router.get('/invite/:token', async (ctx) => {
-    const found = await lookupUserToken(services.db, services.secrets, 'invitation', ctx.params.token!);
+    const found = await lookupLink(ctx, 'invitation');
     if (found.status !== 'valid') {
       await render(ctx, 'error', { message: t(ctx)(`invite.error.${found.status}` as MessageKey) }, found.status === 'invalid' ? 400 : 410);
       return;
@@ -65,7 +77,7 @@ export function selfServiceRoutes(services: Services): Router {
   }
 
   router.get('/password/reset/:token', async (ctx) => {
-    const found = await lookupUserToken(services.db, services.secrets, 'password_reset', ctx.params.token!);
+    const found = await lookupLink(ctx, 'password_reset');
     if (found.status !== 'valid') {
       await render(ctx, 'error', { message: t(ctx)(found.status === 'expired' ? 'reset.error.expired' : 'reset.error.invalid') }, found.status === 'invalid' ? 400 : 410);
       return;
@@ -74,11 +86,13 @@ export function selfServiceRoutes(services: Services): Router {
   });
 
   router.post('/password/reset/:token', async (ctx) => {
+    await services.limits.linkPerIp.check(ctx.ip);
     try {
       await resetPassword(services, ctx.params.token!, formField(ctx, 'password') ?? '', request(ctx));
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       const message = t(ctx)(error.message as MessageKey);
+      if (error.code === 'reset_invalid') await services.limits.linkPerIp.consume(ctx.ip).catch(ignoreThrottled);
       if (error.code.startsWith('reset_')) await render(ctx, 'error', { message }, 400);
       else await resetForm(ctx, message, 400);
       return;

@@ -5,8 +5,9 @@ import type { JWK } from 'jose';
 import { findUserById } from '../accounts/users.js';
 import { consoleClientMetadata } from '../console/session.js';
 import { DomainError } from '../errors.js';
-import { render } from '../http/render.js';
-import { LOCALES } from '../i18n/index.js';
+import { isBadInputForDatabase, isDatabaseUnavailable } from '../http/errors.js';
+import { pageLocale, render } from '../http/render.js';
+import { LOCALES, translator } from '../i18n/index.js';
 import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
@@ -214,10 +215,19 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
       if (!user || user.status === 'disabled') return undefined;
       return { accountId: user.id, claims: async () => accountClaims(user) };
     },
-    renderError: async (ctx, out) => {
-      const error = String(out.error ?? 'error');
+    renderError: async (ctx, out, error) => {
+      if (isDatabaseUnavailable(error)) {
+        ctx.set('Retry-After', '5');
+        await render(ctx as unknown as Context, 'error', { message: translator(pageLocale(ctx as unknown as Context))('error.unavailable') }, 503);
+        return;
+      }
+      if (isBadInputForDatabase(error)) {
+        await render(ctx as unknown as Context, 'error', { message: translator(pageLocale(ctx as unknown as Context))('error.bad_request') }, 400);
+        return;
+      }
+      const errorCode = String(out.error ?? 'error');
       const description = out.error_description ? String(out.error_description) : '';
-      await render(ctx as unknown as Context, 'error', { message: `${error}${description ? `: ${description}` : ''}` }, ctx.status >= 400 ? ctx.status : 400);
+      await render(ctx as unknown as Context, 'error', { message: `${errorCode}${description ? `: ${description}` : ''}` }, ctx.status >= 400 ? ctx.status : 400);
     },
   };
 
@@ -241,7 +251,43 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
     body.require_request_uri_registration = true;
     body.request_object_signing_alg_values_supported = [...((body.request_object_signing_alg_values_supported as string[] | undefined) ?? []), 'none'];
   });
-  provider.on('server_error', (_ctx, error) => log.error({ err: error }, 'oidc-provider server_error'));
+  // The client IP is the last X-Forwarded-For entry, as in the app (app.ts).
+  (provider as unknown as { maxIpsCount: number }).maxIpsCount = 1;
+  // A database outage inside oidc-provider surfaces as its generic server_error (500); answer it as
+  // 503 with Retry-After instead, like our own pages (HTML goes through renderError above).
+  provider.on('server_error', (ctx, error) => {
+    if (isDatabaseUnavailable(error)) {
+      ctx.state.databaseUnavailable = true;
+      log.warn({ err: error, route: ctx.oidc?.route }, 'database unavailable');
+      return;
+    }
+    if (isBadInputForDatabase(error)) {
+      ctx.state.badInput = true;
+      log.warn({ err: error, route: ctx.oidc?.route }, 'input the database refused');
+      return;
+    }
+    log.error({ err: error, route: ctx.oidc?.route }, 'oidc-provider server_error');
+  });
+  // Errors outside its endpoints' own handling (e.g. a broken request stream): logged, never printed.
+  (provider as unknown as { on(event: 'error', listener: (err: { status?: number; expose?: boolean }) => void): void }).on('error', (err) => {
+    if (err.expose || (err.status && err.status < 500)) log.debug({ err }, 'oidc-provider request error');
+    else log.error({ err }, 'oidc-provider error');
+  });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.state.badInput && ctx.status === 500) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'The request contains values that cannot be processed.' };
+      return;
+    }
+    if (!ctx.state.databaseUnavailable) return;
+    services.metrics.databaseUnavailable.inc();
+    ctx.set('Retry-After', '5');
+    if (ctx.status === 500) {
+      ctx.status = 503;
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable. Please try again shortly.' };
+    }
+  });
 
   const record = (ctx: KoaContextWithOIDC, type: string, details: Record<string, unknown>, userId?: string) =>
     audit(db, { type, userId, ...requestInfo(ctx), details }).catch((err: unknown) => log.error({ err, type }, 'audit write failed'));

@@ -1,7 +1,7 @@
 // One database and one running server for the whole test run (an in-memory PGlite takes seconds and
 // ~700 MiB to create). TEST_DATABASE_URL switches to a real PostgreSQL server: its schema is wiped first.
 import { randomBytes } from 'node:crypto';
-import type { RunningServer } from '../../src/app.js';
+import type { RunningServer, StartOptions } from '../../src/app.js';
 import { startServer } from '../../src/app.js';
 import type { Config } from '../../src/config.js';
 import { createDb, type Db } from '../../src/db/index.js';
@@ -48,6 +48,24 @@ export async function startTestEnv(): Promise<TestEnv> {
   const server = await startServer(config, { db, log: createLogger(config.logLevel), issuerForPort: (port) => `http://127.0.0.1:${port}` });
   env = { db, server, url: server.url, config: server.app.services.config };
   return env;
+}
+
+/**
+ * Another provider instance on the shared test database, with the same secrets (so it is one more
+ * instance of the same deployment). It is its own issuer unless `sameIssuer` is set.
+ */
+export async function startInstance(overrides: Partial<Config> = {}, options: StartOptions & { sameIssuer?: boolean } = {}): Promise<RunningServer> {
+  const { db, config, url } = testEnv();
+  return startServer(
+    { ...config, port: 0, ...overrides },
+    {
+      db,
+      log: createLogger(config.logLevel),
+      issuerForPort: options.sameIssuer ? () => url : (port) => `http://127.0.0.1:${port}`,
+      keyRefreshMs: 0,
+      ...options,
+    },
+  );
 }
 
 export function testEnv(): TestEnv {

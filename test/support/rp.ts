@@ -46,12 +46,12 @@ export async function relyingParty(client: { client_id: string; client_secret?: 
 }
 
 /** Opens the authorization URL in the browser and returns the sign-in page. */
-export async function openSignIn(browser: Browser, authUrl: string): Promise<Page> {
-  return browser.go(authUrl, {}, testEnv().url);
+export async function openSignIn(browser: Browser, authUrl: string, origin = testEnv().url): Promise<Page> {
+  return browser.go(authUrl, {}, origin);
 }
 
-export async function submitPassword(browser: Browser, page: Page, identifier: string, password: string): Promise<Page> {
-  return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), identifier, password }, testEnv().url);
+export async function submitPassword(browser: Browser, page: Page, identifier: string, password: string, origin = testEnv().url): Promise<Page> {
+  return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), identifier, password }, origin);
 }
 
 export interface SignInOptions {
@@ -61,32 +61,35 @@ export interface SignInOptions {
   trust?: 'yes' | 'no';
   /** Gives the authenticator code when the TOTP step is asked. */
   totp?: () => string;
+  /** The provider instance's base URL (default: the shared test server). */
+  origin?: string;
 }
 
 export const isCodePage = (page: Page) => /action="[^"]*\/email_code"/.test(page.html);
 export const isTotpPage = (page: Page) => /action="[^"]*\/totp"/.test(page.html);
 export const isTrustPage = (page: Page) => page.html.includes('name="trust"');
 
-export async function submitCode(browser: Browser, page: Page, code: string): Promise<Page> {
-  return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), code }, testEnv().url);
+export async function submitCode(browser: Browser, page: Page, code: string, origin = testEnv().url): Promise<Page> {
+  return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), code }, origin);
 }
 
-export async function answerTrust(browser: Browser, page: Page, answer: 'yes' | 'no'): Promise<Page> {
-  return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), trust: answer }, testEnv().url);
+export async function answerTrust(browser: Browser, page: Page, answer: 'yes' | 'no', origin = testEnv().url): Promise<Page> {
+  return browser.submit(page, formAction(page.html), { _csrf: csrfToken(page.html), trust: answer }, origin);
 }
 
 /** From the sign-in page to the redirect back to the app: password, then the email code and the trust question when asked. */
 export async function completeSignIn(browser: Browser, page: Page, identifier: string, password: string, options: SignInOptions = {}): Promise<Page> {
-  let current = await submitPassword(browser, page, identifier, password);
+  const origin = options.origin ?? testEnv().url;
+  let current = await submitPassword(browser, page, identifier, password, origin);
   if (isTotpPage(current)) {
     if (!options.totp) throw new Error('the TOTP step was asked but the test gave no code');
-    current = await submitCode(browser, current, options.totp());
+    current = await submitCode(browser, current, options.totp(), origin);
   }
   if (isCodePage(current)) {
     const code = await mailbox.code(options.email ?? identifier);
-    current = await submitCode(browser, current, code);
+    current = await submitCode(browser, current, code, origin);
   }
-  if (isTrustPage(current)) current = await answerTrust(browser, current, options.trust ?? 'no');
+  if (isTrustPage(current)) current = await answerTrust(browser, current, options.trust ?? 'no', origin);
   return current;
 }
 
@@ -100,7 +103,7 @@ export async function signInAndGetTokens(
   options: SignInOptions = {},
 ) {
   const request = await rp.authorize(params);
-  const page = await openSignIn(browser, request.url);
+  const page = await openSignIn(browser, request.url, options.origin);
   const done = await completeSignIn(browser, page, identifier, password, options);
   if (!done.url.startsWith(REDIRECT_URI)) throw new Error(`sign-in did not return to the app (status ${done.status}): ${done.html.slice(0, 300)}`);
   return { tokens: await exchangeCode(rp, done.url, request), browser, callbackUrl: done.url };

@@ -8,7 +8,8 @@ import { translator } from '../../i18n/index.js';
 import { MailDeliveryError } from '../../mail/mailer.js';
 import { signInCodeMessage } from '../../mail/messages.js';
 import { audit } from '../../security/audit.js';
-import { Throttled } from '../../security/rate-limit.js';
+import { ignoreThrottled, Throttled } from '../../security/rate-limit.js';
+import { throttledMessage } from '../../http/errors.js';
 import { describeUserAgent } from '../../security/user-agent.js';
 import type { LoginStep, StepInput } from '../step.js';
 
@@ -45,6 +46,7 @@ async function sendCode(input: StepInput, user: UserWithCustomer): Promise<PageS
   } catch (error) {
     if (!(error instanceof Throttled)) throw error;
     ctx.set('Retry-After', String(error.retryAfterSeconds));
+    services.metrics.codesSent.inc({ channel: 'email', outcome: 'throttled' });
     return { status: 429, error: t('code.error.resend_limit', { minutes: Math.max(1, Math.ceil(error.retryAfterSeconds / 60)) }) };
   }
   const { id, code } = await issueEmailCode(services.db, services.secrets, { flowId: flow.id, userId: user.id });
@@ -58,9 +60,11 @@ async function sendCode(input: StepInput, user: UserWithCustomer): Promise<PageS
     await discardEmailCode(services.db, id);
     await services.limits.codeSendPerUser.refund(user.id);
     await audit(services.db, { type: 'code.delivery_failed', userId: user.id, customerId: user.customer_id, ...request });
+    services.metrics.codesSent.inc({ channel: 'email', outcome: 'failed' });
     return { status: 503, error: t('code.error.delivery'), deliveryFailed: true };
   }
   await audit(services.db, { type: 'code.sent', userId: user.id, customerId: user.customer_id, ...request, details: { channel: 'email' } });
+  services.metrics.codesSent.inc({ channel: 'email', outcome: 'sent' });
   return {};
 }
 
@@ -106,16 +110,20 @@ export const emailCodeStep: LoginStep = {
     }
     try {
       await services.limits.codeGuessPerUser.check(user.id);
+      await services.limits.secondFactorPerIp.check(ctx.ip);
     } catch (error) {
       if (!(error instanceof Throttled)) throw error;
       ctx.set('Retry-After', String(error.retryAfterSeconds));
-      await page(input, user, { status: 429, error: t('signin.error.throttled', { minutes: Math.max(1, Math.ceil(error.retryAfterSeconds / 60)) }) });
+      await page(input, user, { status: 429, error: throttledMessage(t, error.retryAfterSeconds) });
       return false;
     }
 
     const result = await checkEmailCode(services.db, services.secrets, { flowId: flow.id, userId: user.id, code });
     if (result !== 'ok') {
-      if (result === 'wrong' || result === 'locked') await services.limits.codeGuessPerUser.consume(user.id).catch(() => undefined);
+      if (result === 'wrong' || result === 'locked') {
+        await services.limits.codeGuessPerUser.consume(user.id).catch(ignoreThrottled);
+        await services.limits.secondFactorPerIp.consume(ctx.ip).catch(ignoreThrottled);
+      }
       await audit(services.db, { type: 'code.failed', userId: user.id, customerId: user.customer_id, ...request, details: { reason: result } });
       const messages = { wrong: 'code.error.wrong', locked: 'code.error.locked', expired: 'code.error.expired', none: 'code.error.expired' } as const;
       await page(input, user, { status: result === 'wrong' ? 401 : 400, error: t(messages[result]) });

@@ -6,7 +6,8 @@ import { pageLocale, render } from '../../http/render.js';
 import { translator } from '../../i18n/index.js';
 import { audit } from '../../security/audit.js';
 import { safeEqual } from '../../security/crypto.js';
-import { Throttled } from '../../security/rate-limit.js';
+import { ignoreThrottled, Throttled } from '../../security/rate-limit.js';
+import { throttledMessage } from '../../http/errors.js';
 import type { LoginStep } from '../step.js';
 
 export const inviteEmailStep: LoginStep = {
@@ -21,15 +22,17 @@ export const inviteEmailStep: LoginStep = {
     const email = (formField(ctx, 'email') ?? '').trim().toLowerCase().slice(0, 254);
     try {
       await services.limits.invitationEmailPerToken.check(invitation.tokenId);
+      await services.limits.linkPerIp.check(ctx.ip);
     } catch (error) {
       if (!(error instanceof Throttled)) throw error;
       ctx.set('Retry-After', String(error.retryAfterSeconds));
-      await inviteEmailStep.show(input, { status: 429, message: t('signin.error.throttled', { minutes: Math.ceil(error.retryAfterSeconds / 60) }), values: { email } });
+      await inviteEmailStep.show(input, { status: 429, message: throttledMessage(t, error.retryAfterSeconds), values: { email } });
       return false;
     }
     const user = await findUserById(services.db, invitation.userId);
     if (!user || user.status !== 'invited' || !safeEqual(user.email.toLowerCase(), email)) {
-      await services.limits.invitationEmailPerToken.consume(invitation.tokenId).catch(() => undefined);
+      await services.limits.invitationEmailPerToken.consume(invitation.tokenId).catch(ignoreThrottled);
+      await services.limits.linkPerIp.consume(ctx.ip).catch(ignoreThrottled);
       await audit(services.db, { type: 'invitation.wrong_email', userId: invitation.userId, ip: ctx.ip, userAgent: ctx.get('user-agent') });
       await inviteEmailStep.show(input, { status: 400, message: t('invite.error.email'), values: { email } });
       return false;

@@ -5,7 +5,8 @@ import { formField } from '../../http/form.js';
 import { pageLocale, render } from '../../http/render.js';
 import { translator } from '../../i18n/index.js';
 import { audit } from '../../security/audit.js';
-import { Throttled } from '../../security/rate-limit.js';
+import { ignoreThrottled, Throttled } from '../../security/rate-limit.js';
+import { throttledMessage } from '../../http/errors.js';
 import type { LoginStep } from '../step.js';
 
 export const totpStep: LoginStep = {
@@ -37,10 +38,11 @@ export const totpStep: LoginStep = {
     }
     try {
       await services.limits.totpGuessPerUser.check(userId);
+      await services.limits.secondFactorPerIp.check(ctx.ip);
     } catch (error) {
       if (!(error instanceof Throttled)) throw error;
       ctx.set('Retry-After', String(error.retryAfterSeconds));
-      await totpStep.show(input, { status: 429, message: t('signin.error.throttled', { minutes: Math.max(1, Math.ceil(error.retryAfterSeconds / 60)) }) });
+      await totpStep.show(input, { status: 429, message: throttledMessage(t, error.retryAfterSeconds) });
       return false;
     }
 
@@ -49,11 +51,8 @@ export const totpStep: LoginStep = {
       : (await verifyTotp(services.db, services.secrets, userId, digits)) === 'ok';
     if (!ok) {
       await audit(services.db, { type: 'totp.failed', userId, ...request, details: { kind: recovery ? 'recovery_code' : 'totp' } });
-      try {
-        await services.limits.totpGuessPerUser.consume(userId);
-      } catch (error) {
-        if (!(error instanceof Throttled)) throw error;
-      }
+      await services.limits.totpGuessPerUser.consume(userId).catch(ignoreThrottled);
+      await services.limits.secondFactorPerIp.consume(ctx.ip).catch(ignoreThrottled);
       await totpStep.show(input, { status: 401, message: t('totp.error.wrong') });
       return false;
     }
