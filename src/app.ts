@@ -1,6 +1,5 @@
 // Builds the whole service: database, migrations, keys, oidc-provider and the Koa app around it.
 // Used by main.ts (the server) and by the tests, which start it on an ephemeral port.
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bodyParser } from '@koa/bodyparser';
@@ -12,7 +11,9 @@ import type { Config } from './config.js';
 import { opsRoutes } from './console/ops.js';
 import { createDb, migrateLatest, type Db } from './db/index.js';
 import { errorHandler } from './http/errors.js';
-import { render } from './http/render.js';
+import { brandView } from './http/brand.js';
+import { languageSwitch, pageLocale, render } from './http/render.js';
+import { pageLocaleScope } from './i18n/index.js';
 import { DevOutbox } from './mail/mailer.js';
 import { createLogger, type Logger } from './log.js';
 import { consoleRoutes } from './console/routes.js';
@@ -28,8 +29,6 @@ import { DEFAULT_KEY_REFRESH_MS, ProviderHolder } from './oidc/provider-holder.j
 import { csrf } from './security/csrf.js';
 import { securityHeaders } from './security/headers.js';
 import { createServices, type Services } from './services.js';
-
-const STYLESHEET = readFileSync(new URL('../public/style.css', import.meta.url));
 
 export interface App {
   koa: Koa;
@@ -48,11 +47,24 @@ function operationalRoutes(services: Services): Router {
       await render(ctx, 'outbox', { messages: await mailer.list() });
     });
   }
+  // The one stylesheet (brand colours first) and the logo. Pages link them with ?v=<version>, which
+  // changes with their content, so browsers may keep them a day.
+  const { brand } = services;
   router.get('/static/style.css', (ctx) => {
     ctx.type = 'text/css';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = STYLESHEET;
+    ctx.set('Cache-Control', 'public, max-age=86400');
+    ctx.body = brand.stylesheet;
   });
+  if (brand.logo) {
+    const logo = brand.logo;
+    router.get('/static/logo', (ctx) => {
+      ctx.type = logo.contentType;
+      ctx.set('Cache-Control', 'public, max-age=86400');
+      // An SVG opened on its own must not run anything.
+      ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; sandbox");
+      ctx.body = logo.data;
+    });
+  }
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -99,7 +111,13 @@ export async function buildApp(services: Services): Promise<App> {
   koa.keys = services.config.cookieKeys;
   koa.silent = true; // errors are logged by errorHandler
 
+  const brand = brandView(services.brand);
   const pageStack = [
+    async (ctx: Context, next: () => Promise<void>) => {
+      ctx.state.brand = brand;
+      // Mail sent while answering a page (an invitation, a notice) falls back to the page's language.
+      await pageLocaleScope(() => pageLocale(ctx), next);
+    },
     errorHandler(services.log),
     securityHeaders(),
     bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }),
@@ -108,6 +126,7 @@ export async function buildApp(services: Services): Promise<App> {
   ];
   const pages = compose(pageStack as compose.Middleware<Context>[]);
 
+  koa.use(languageSwitch());
   koa.use(async (ctx) => {
     if (ours.match(ctx.path, ctx.method).route) return pages(ctx);
     if (api.match(ctx.path, ctx.method).route) return apis(ctx);

@@ -7,11 +7,17 @@ import { translator } from '../../i18n/index.js';
 import { audit } from '../../security/audit.js';
 import { safeEqual } from '../../security/crypto.js';
 import { Throttled } from '../../security/rate-limit.js';
+import { stepProgress } from '../policy.js';
 import type { LoginStep } from '../step.js';
 
 export const inviteEmailStep: LoginStep = {
-  async show({ ctx, interaction }, error) {
-    await render(ctx, 'invite-email', { action: `/interaction/${interaction.uid}/invite_email`, email: error?.values?.email ?? '', error: error?.message }, error?.status ?? 200);
+  async show({ ctx, interaction, flow }, error) {
+    await render(
+      ctx,
+      'invite-email',
+      { action: `/interaction/${interaction.uid}/invite_email`, progress: stepProgress(flow, 'invite_email'), email: error?.values?.email ?? '', error: error?.message, errorField: error?.field },
+      error?.status ?? 200,
+    );
   },
 
   async submit(input) {
@@ -31,7 +37,7 @@ export const inviteEmailStep: LoginStep = {
     if (!user || user.status !== 'invited' || !safeEqual(user.email.toLowerCase(), email)) {
       await services.limits.invitationEmailPerToken.consume(invitation.tokenId).catch(() => undefined);
       await audit(services.db, { type: 'invitation.wrong_email', userId: invitation.userId, ip: ctx.ip, userAgent: ctx.get('user-agent') });
-      await inviteEmailStep.show(input, { status: 400, message: t('invite.error.email'), values: { email } });
+      await inviteEmailStep.show(input, { status: 400, message: t('invite.error.email'), values: { email }, field: 'email' });
       return false;
     }
     flow.user_id = user.id;

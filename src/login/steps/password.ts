@@ -28,6 +28,7 @@ export const passwordStep: LoginStep = {
         clientLinks,
         identifier: error?.values?.identifier ?? hint,
         error: error?.message,
+        errorField: error?.field,
       },
       error?.status ?? 200,
     );
@@ -39,7 +40,8 @@ export const passwordStep: LoginStep = {
     const identifier = formField(ctx, 'identifier')?.trim() ?? '';
     const password = formField(ctx, 'password') ?? '';
     if (!identifier || !password || identifier.length > MAX_IDENTIFIER) {
-      await passwordStep.show(input, { status: 400, message: t('signin.error.missing'), values: { identifier: identifier.slice(0, MAX_IDENTIFIER) } });
+      const field = !identifier || identifier.length > MAX_IDENTIFIER ? 'identifier' : 'password';
+      await passwordStep.show(input, { status: 400, message: t('signin.error.missing'), values: { identifier: identifier.slice(0, MAX_IDENTIFIER) }, field });
       return false;
     }
 
@@ -72,7 +74,7 @@ export const passwordStep: LoginStep = {
         if (failure.reason instanceof Throttled) return throttled(input, failure.reason, identifier, true);
         throw failure.reason;
       }
-      await passwordStep.show(input, { status: 401, message: t('signin.error.invalid'), values: { identifier } });
+      await passwordStep.show(input, { status: 401, message: t('signin.error.invalid'), values: { identifier }, field: ['identifier', 'password'] });
       return false;
     }
 

@@ -6,6 +6,7 @@ import { pageLocale, render } from '../../http/render.js';
 import { translator } from '../../i18n/index.js';
 import { audit } from '../../security/audit.js';
 import { Throttled } from '../../security/rate-limit.js';
+import { stepProgress } from '../policy.js';
 import type { LoginStep } from '../step.js';
 
 export const totpStep: LoginStep = {
@@ -14,6 +15,8 @@ export const totpStep: LoginStep = {
       ctx,
       'totp',
       {
+        progress: stepProgress(flow, 'totp'),
+        errorField: error?.field,
         action: `/interaction/${interaction.uid}/totp`,
         abortUrl: `/interaction/${interaction.uid}/abort`,
         deviceName: flow.state.totpDevice ?? '',
@@ -29,10 +32,12 @@ export const totpStep: LoginStep = {
     const userId = flow.user_id!;
     const request = { ip: ctx.ip, userAgent: ctx.get('user-agent') };
     const raw = (formField(ctx, 'code') ?? '').trim();
+    // The page has a form for the app's code and one for a recovery code.
+    const field = formField(ctx, 'kind') === 'recovery' ? 'recovery-code' : 'code';
     const digits = raw.replace(/\s+/g, '');
     const recovery = /^\d{6}$/.test(digits) ? undefined : normalizeRecoveryCode(raw);
     if (!/^\d{6}$/.test(digits) && !recovery) {
-      await totpStep.show(input, { status: 400, message: t('totp.error.format') });
+      await totpStep.show(input, { status: 400, message: t('totp.error.format'), field });
       return false;
     }
     try {
@@ -54,7 +59,7 @@ export const totpStep: LoginStep = {
       } catch (error) {
         if (!(error instanceof Throttled)) throw error;
       }
-      await totpStep.show(input, { status: 401, message: t('totp.error.wrong') });
+      await totpStep.show(input, { status: 401, message: t('totp.error.wrong'), field });
       return false;
     }
     if (recovery) await audit(services.db, { type: 'totp.recovery_code_used', userId, ...request });
