@@ -15,6 +15,7 @@ import { createLogger } from '../../src/log.js';
 import { testEnv } from '../support/env.js';
 import { FakeGoogle } from '../support/fake-google.js';
 import { makeClient } from '../support/fixtures.js';
+import { mailbox } from '../support/smtp.js';
 import { RelyingPartyApp } from './rp-app.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -204,4 +205,24 @@ export function linkIn(text: string): string {
 export async function awayFromStepBoundary(): Promise<void> {
   const left = 30 - Math.floor((Date.now() / 1000) % 30);
   if (left < 4) await new Promise((resolve) => setTimeout(resolve, left * 1000 + 300));
+}
+
+/**
+ * Signs in to the account console (/account) in this page through the sign-in steps: password, then the
+ * email code from the mailbox and "No" to the trust question when they are asked.
+ */
+export async function signInToConsole(test: TestPage, email: string, password: string, options: { shots?: string } = {}): Promise<void> {
+  const { page } = test;
+  await page.goto(url('/account'));
+  await page.getByLabel('Email address or customer number').fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.waitForLoadState('load');
+  if (await page.getByRole('heading', { name: 'Check your email' }).isVisible()) {
+    await page.getByLabel('Code', { exact: true }).fill(await mailbox.code(email));
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('button', { name: 'No' }).click();
+  }
+  await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  if (options.shots) await checkPage(test, options.shots, { lang: 'en' });
 }
