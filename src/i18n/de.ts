@@ -509,4 +509,17 @@ export const de: Record<MessageKey, string> = {
   'reset.lead': 'Wählen Sie ein neues Passwort für {email}.',
   'profile.language.auto': 'Automatisch (Sprache der App oder Ihres Browsers)',
   'profile.language.hint': 'Für diese Seiten und die E-Mails, die wir Ihnen senden.',
+  // security log: more events
+  'log.event.consent.granted': 'Zugriff für eine App erlaubt',
+  'log.event.consent.denied': 'Zugriff für eine App abgelehnt',
+  'log.event.consent.revoked': 'Zugriff einer App vom Support widerrufen',
+  'log.event.invitation.failed': 'Einladungs-E-Mail konnte nicht gesendet werden',
+  'log.event.invitation.wrong_email': 'Falsche E-Mail-Adresse für die Einladung eingegeben',
+  'log.event.mail.failed': 'Eine Benachrichtigungs-E-Mail konnte nicht gesendet werden',
+  'log.event.totp.bypass_started': 'Authenticator-App vorübergehend ausgeschaltet',
+  'log.event.totp.bypass_used': 'Mit E-Mail-Code angemeldet, während die App ausgeschaltet war',
+  'log.event.totp.bypass_ended': 'Authenticator-App wieder erforderlich',
+  'log.event.device_credential.check_failed': 'Falsches Gerätepasswort von einem Telefon verwendet',
+  'log.event.token.refresh_reuse_detected': 'Zugriff einer App beendet: ein bereits benutztes Refresh-Token wurde erneut verwendet',
+  'log.event.logout': 'Abgemeldet',
 };

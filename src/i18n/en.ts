@@ -507,6 +507,19 @@ export const en = {
   'reset.lead': 'Choose a new password for {email}.',
   'profile.language.auto': 'Automatic (the app\'s or your browser\'s language)',
   'profile.language.hint': 'For these pages and the emails we send you.',
+  // security log: more events
+  'log.event.consent.granted': 'Access allowed for an app',
+  'log.event.consent.denied': 'Access denied to an app',
+  'log.event.consent.revoked': 'App access withdrawn by support',
+  'log.event.invitation.failed': 'Invitation email could not be sent',
+  'log.event.invitation.wrong_email': 'Wrong email address entered for the invitation',
+  'log.event.mail.failed': 'A notification email could not be sent',
+  'log.event.totp.bypass_started': 'Authenticator app switched off for a while',
+  'log.event.totp.bypass_used': 'Signed in with an email code while the app was switched off',
+  'log.event.totp.bypass_ended': 'Authenticator app required again',
+  'log.event.device_credential.check_failed': 'Wrong device password used by a phone',
+  'log.event.token.refresh_reuse_detected': 'An app\'s access was ended: a used refresh token came back',
+  'log.event.logout': 'Signed out',
 } as const;
 
 export type MessageKey = keyof typeof en;
