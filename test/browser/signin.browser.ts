@@ -55,6 +55,15 @@ describe('sign-in in the browser', () => {
     await checkPage(test, 'signin-03-trust', { lang: 'en' });
     // Keyboard: Tab from the top of the page to "Yes" (skipping the language links), Enter.
     await tabTo(page, 'Yes');
+    // The keyboard focus is visible: a ring at least 2 px wide.
+    const ring = await page.evaluate(() => {
+      const win = globalThis as unknown as PageWindow;
+      const style = win.getComputedStyle(win.document.activeElement!);
+      return { style: style.outlineStyle, width: parseFloat(style.outlineWidth) };
+    });
+    expect(ring.style).to.equal('solid');
+    expect(ring.width).to.be.at.least(2);
+    await page.screenshot({ path: 'test-output/screenshots/signin-03b-trust-keyboard-focus.png' });
     await page.keyboard.press('Enter');
 
     await page.getByRole('heading', { name: 'Signed in as jane@example.com' }).waitFor();

@@ -42,6 +42,7 @@ export interface PageWindow {
     getElementById(id: string): PageElement | null;
   };
   axe: { run(context: unknown, options: object): Promise<AxeResults> };
+  getComputedStyle(element: PageElement): { outlineStyle: string; outlineWidth: string };
 }
 export interface PageElement {
   id: string;
