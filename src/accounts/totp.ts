@@ -44,6 +44,12 @@ export async function totpStatus(db: Db, userId: string): Promise<TotpStatus> {
   return { active: Boolean(row), deviceName: row?.device_name ?? null, activatedAt: row?.activated_at ?? null, recoveryCodesLeft: Number(left?.n ?? 0) };
 }
 
+/** The device name of the user's active authenticator app (null when unnamed), or undefined when there is none. */
+export async function activeTotpDevice(db: Db, userId: string): Promise<string | null | undefined> {
+  const row = await db<TotpRow>('totp_credentials').where({ user_id: userId, status: 'active' }).first('device_name');
+  return row ? (row.device_name ?? null) : undefined;
+}
+
 export async function hasActiveTotp(db: Db, userId: string): Promise<boolean> {
   return Boolean(await db('totp_credentials').where({ user_id: userId, status: 'active' }).first('user_id'));
 }

@@ -24,19 +24,29 @@ export interface LoginFlow {
   expires_at: Date;
 }
 
+/** The interaction's flow, created on first use. One statement: the insert, or else the existing row. */
 export async function loadFlow(db: Db, interactionUid: string, expiresAt: Date): Promise<LoginFlow> {
-  await db('login_flows')
-    .insert({ id: interactionUid, state: JSON.stringify({ amr: [] }), expires_at: expiresAt })
-    .onConflict('id')
-    .ignore();
-  return (await db<LoginFlow>('login_flows').where({ id: interactionUid }).first())!;
+  const result = (await db.raw(
+    `WITH created AS (
+       INSERT INTO login_flows (id, state, expires_at) VALUES (:id, :state, :expiresAt)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id, user_id, state, expires_at
+     )
+     SELECT * FROM created
+     UNION ALL
+     SELECT id, user_id, state, expires_at FROM login_flows WHERE id = :id
+     LIMIT 1`,
+    { id: interactionUid, state: JSON.stringify({ amr: [] }), expiresAt },
+  )) as { rows: LoginFlow[] };
+  // A concurrent first request may have inserted the row after this statement's snapshot: read it again.
+  return result.rows[0] ?? (await db<LoginFlow>('login_flows').where({ id: interactionUid }).first())!;
 }
 
 export async function saveFlow(db: Db, flow: LoginFlow): Promise<void> {
   await db('login_flows').where({ id: flow.id }).update({ user_id: flow.user_id, state: JSON.stringify(flow.state) });
 }
 
+/** Removes the flow and its email codes (one statement). */
 export async function deleteFlow(db: Db, interactionUid: string): Promise<void> {
-  await db('login_flows').where({ id: interactionUid }).delete();
-  await db('email_codes').where({ flow_id: interactionUid }).delete();
+  await db.raw('WITH flow AS (DELETE FROM login_flows WHERE id = :id) DELETE FROM email_codes WHERE flow_id = :id', { id: interactionUid });
 }

@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { acceptInvitation } from '../accounts/lifecycle.js';
-import { totpStatus } from '../accounts/totp.js';
+import { activeTotpDevice } from '../accounts/totp.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById } from '../accounts/users.js';
 import { negotiateLocale } from '../i18n/index.js';
@@ -42,23 +42,28 @@ function isStepName(name: string): name is StepName {
 export function loginRoutes(services: Services, provider: Provider): Router {
   const router = new Router();
 
-  async function begin(ctx: Context): Promise<{ details: Details; input: StepInput }> {
+  /** The interaction of this request (and the page's language). */
+  async function begin(ctx: Context): Promise<Details> {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) ctx.throw(400, 'interaction mismatch');
     ctx.state.locale = negotiateLocale({
       uiLocales: typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined,
       acceptLanguage: ctx.get('accept-language'),
     });
-    const client = await provider.Client.find(String(details.params.client_id));
+    return details;
+  }
+
+  /** What a sign-in step gets: the flow (created on first use) and the interaction. */
+  async function stepInput(ctx: Context, details: Details): Promise<StepInput> {
     const flow = await loadFlow(services.db, details.uid, new Date((details.exp ?? Date.now() / 1000 + 3600) * 1000));
-    const input: StepInput = {
+    let clientName: Promise<string | undefined> | undefined;
+    return {
       ctx,
       services,
       flow,
       interaction: { uid: details.uid, params: details.params },
-      clientName: client?.clientName ?? undefined,
+      clientName: () => (clientName ??= provider.Client.find(String(details.params.client_id)).then((c) => c?.clientName ?? undefined)),
     };
-    return { details, input };
   }
 
   /**
@@ -70,9 +75,9 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     if (!flow.user_id || flow.state.factorsEvaluated) return;
     flow.state.factorsEvaluated = true;
     if (flow.state.invitation) return; // an invitation always confirms the address with an email code
-    const totp = await totpStatus(services.db, flow.user_id);
-    if (totp.active) {
-      flow.state.totpDevice = totp.deviceName ?? '';
+    const totpDevice = await activeTotpDevice(services.db, flow.user_id);
+    if (totpDevice !== undefined) {
+      flow.state.totpDevice = totpDevice ?? '';
       return;
     }
     const requested = typeof details.params.acr_values === 'string' ? details.params.acr_values.split(' ') : [];
@@ -82,12 +87,17 @@ export function loginRoutes(services: Services, provider: Provider): Router {
   }
 
   /** Finishes the login prompt once the policy is satisfied. */
-  async function finishLogin(ctx: Context, flow: LoginFlow): Promise<void> {
+  async function finishLogin(ctx: Context, input: StepInput): Promise<void> {
+    const { flow } = input;
     const request = { ip: ctx.ip, userAgent: ctx.get('user-agent') };
+    let accepted = false;
     if (flow.state.invitation && flow.user_id === flow.state.invitation.userId) {
       await acceptInvitation(services, flow.state.invitation.tokenId, flow.user_id, request);
+      accepted = true;
     }
-    const user = flow.user_id ? await findUserById(services.db, flow.user_id) : undefined;
+    // The user as the password step of this request loaded it, unless accepting an invitation changed it.
+    const loaded = !accepted && input.user?.id === flow.user_id ? input.user : undefined;
+    const user = loaded ?? (flow.user_id ? await findUserById(services.db, flow.user_id) : undefined);
     if (!user || user.status !== 'active') ctx.throw(400, 'account not available');
     const amr = flow.state.amr;
     const factors = amr.filter((m) => m !== 'mfa').length;
@@ -113,20 +123,22 @@ export function loginRoutes(services: Services, provider: Provider): Router {
   }
 
   router.get('/interaction/:uid', async (ctx) => {
-    const { details, input } = await begin(ctx);
+    const details = await begin(ctx);
     ctx.state.clientId = details.params.client_id;
     if (details.prompt.name === 'consent') return showConsent(services, provider, ctx, details);
     if (details.prompt.name !== 'login') ctx.throw(400, `unsupported prompt ${details.prompt.name}`);
+    const input = await stepInput(ctx, details);
     if (await takeInvitation(ctx, services, input.flow)) await saveFlow(services.db, input.flow);
     const next = nextStep(input.flow);
-    if ('done' in next) return finishLogin(ctx, input.flow);
+    if ('done' in next) return finishLogin(ctx, input);
     await STEPS[next.step].show(input);
   });
 
   router.post('/interaction/:uid/:step', async (ctx) => {
-    const { details, input } = await begin(ctx);
+    const details = await begin(ctx);
     ctx.state.clientId = details.params.client_id;
     if (details.prompt.name !== 'login' || !isStepName(ctx.params.step!)) ctx.throw(404);
+    const input = await stepInput(ctx, details);
     const next = nextStep(input.flow);
     // A form from an earlier or later step (back button, second tab): show the step that is due now.
     if ('done' in next || next.step !== ctx.params.step) {
@@ -136,15 +148,17 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     }
     if (!(await STEPS[next.step].submit(input))) return;
     await evaluateFactors(ctx, details, input.flow);
-    await saveFlow(services.db, input.flow);
     const after = nextStep(input.flow);
-    if ('done' in after) return finishLogin(ctx, input.flow);
+    // A finished sign-in deletes its flow: saving it first would be wasted (should finishing fail, the
+    // stored flow lacks this step, which is then asked again).
+    if ('done' in after) return finishLogin(ctx, input);
+    await saveFlow(services.db, input.flow);
     ctx.status = 303;
     ctx.redirect(`/interaction/${details.uid}`);
   });
 
   router.get('/interaction/:uid/abort', async (ctx) => {
-    const { details } = await begin(ctx);
+    const details = await begin(ctx);
     await deleteFlow(services.db, details.uid);
     ctx.respond = false;
     await provider.interactionFinished(

@@ -35,13 +35,17 @@ function knexQueryShim(db: Db) {
 export class Limiter {
   private readonly limiter: RateLimiterPostgres;
 
-  constructor(db: Db, name: string, rule: LimitRule) {
+  constructor(
+    db: Db,
+    private readonly name: string,
+    private readonly rule: LimitRule,
+  ) {
     this.limiter = new RateLimiterPostgres({
       storeClient: knexQueryShim(db),
       storeType: 'pool',
       tableName: 'rate_limits',
       tableCreated: true,
-      keyPrefix: name,
+      keyPrefix: this.name,
       points: rule.points,
       duration: rule.duration,
       blockDuration: rule.blockDuration ?? 0,
@@ -52,6 +56,34 @@ export class Limiter {
   async check(key: string): Promise<void> {
     const res = await this.limiter.get(key);
     if (res && res.remainingPoints <= 0 && res.msBeforeNext > 0) throw new Throttled(Math.ceil(res.msBeforeNext / 1000));
+  }
+
+  /**
+   * check() for several limits in one query. Throws Throttled for the first (in the given order) that has
+   * no attempts left; otherwise returns, per limit, whether the key has attempts counted at all.
+   */
+  static async checkAll(db: Db, checks: [Limiter, string][]): Promise<boolean[]> {
+    const keys = checks.map(([limiter, key]) => limiter.storeKey(key));
+    const rows = (await db('rate_limits')
+      .select('key', 'points', 'expire')
+      .whereIn('key', keys)
+      .andWhere((q) => q.where('expire', '>', Date.now()).orWhereNull('expire'))) as { key: string; points: number; expire: number | null }[];
+    const byKey = new Map(rows.map((r) => [r.key, r]));
+    const now = Date.now();
+    return checks.map(([limiter], i) => {
+      const row = byKey.get(keys[i]!);
+      if (!row) return false;
+      // As rate-limiter-flexible's get() + check(): remaining points and the time to the window's end.
+      const remaining = Math.max(limiter.rule.points - Number(row.points), 0);
+      const msBeforeNext = row.expire ? Math.max(Number(row.expire) - now, 0) : -1;
+      if (remaining <= 0 && msBeforeNext > 0) throw new Throttled(Math.ceil(msBeforeNext / 1000));
+      return true;
+    });
+  }
+
+  /** The row key rate-limiter-flexible uses for `key` (its keyPrefix, a colon, the key). */
+  private storeKey(key: string): string {
+    return `${this.name}:${key}`;
   }
 
   /** Counts one attempt; throws Throttled when the key had no attempts left. */

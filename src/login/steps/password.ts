@@ -6,13 +6,14 @@ import { translator } from '../../i18n/index.js';
 import { formField } from '../../http/form.js';
 import { pageLocale, render } from '../../http/render.js';
 import { audit } from '../../security/audit.js';
-import { Throttled } from '../../security/rate-limit.js';
+import { Limiter, Throttled } from '../../security/rate-limit.js';
 import type { LoginStep, StepInput } from '../step.js';
 
 const MAX_IDENTIFIER = 254;
 
 export const passwordStep: LoginStep = {
   async show({ ctx, services, interaction, clientName }, error) {
+    const client = await clientName();
     const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint.slice(0, MAX_IDENTIFIER) : '';
     await render(
       ctx,
@@ -22,7 +23,7 @@ export const passwordStep: LoginStep = {
         abortUrl: `/interaction/${interaction.uid}/abort`,
         googleUrl: services.config.google ? `/interaction/${interaction.uid}/google` : undefined,
         forgotUrl: `/password/forgot?interaction=${interaction.uid}`,
-        clientName,
+        clientName: client,
         identifier: error?.values?.identifier ?? hint,
         error: error?.message,
       },
@@ -43,9 +44,13 @@ export const passwordStep: LoginStep = {
     const request = { ip: ctx.ip, userAgent: ctx.get('user-agent') };
     const idKey = identifier.toLowerCase();
     const { passwordPerIdentifier, passwordPerIp } = services.limits;
+    let counters: boolean[];
     try {
-      await passwordPerIdentifier.check(idKey);
-      await passwordPerIp.check(ctx.ip);
+      // Both limits in one query; `counters` says which key has failures counted.
+      counters = await Limiter.checkAll(services.db, [
+        [passwordPerIdentifier, idKey],
+        [passwordPerIp, ctx.ip],
+      ]);
     } catch (error) {
       if (error instanceof Throttled) return throttled(input, error, identifier);
       throw error;
@@ -74,8 +79,10 @@ export const passwordStep: LoginStep = {
     }
 
     if (needsRehash) await setPasswordHash(services.db, user.id, await services.hasher.hash(password));
-    await passwordPerIdentifier.reset(idKey);
+    // The right password clears the identifier's failures (nothing to clear when none were counted).
+    if (counters[0]) await passwordPerIdentifier.reset(idKey);
     flow.user_id = user.id;
+    input.user = user;
     flow.state.amr = [...new Set([...flow.state.amr, 'pwd'])];
     return true;
   },
