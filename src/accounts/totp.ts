@@ -2,7 +2,7 @@
 // ten single-use recovery codes handed out at activation. Secrets are encrypted at rest; recovery codes
 // are stored as keyed hashes.
 import { generateSecret, generateURI, verify } from 'otplib';
-import type { Db } from '../db/index.js';
+import { type Db, fastQuery } from '../db/index.js';
 import { DomainError } from '../errors.js';
 import { randomToken, type Secrets } from '../security/crypto.js';
 
@@ -46,7 +46,12 @@ export async function totpStatus(db: Db, userId: string): Promise<TotpStatus> {
 
 /** The device name of the user's active authenticator app (null when unnamed), or undefined when there is none. */
 export async function activeTotpDevice(db: Db, userId: string): Promise<string | null | undefined> {
-  const row = await db<TotpRow>('totp_credentials').where({ user_id: userId, status: 'active' }).first('device_name');
+  const [row] = await fastQuery<{ device_name: string | null }>(
+    db,
+    'totp_active_device',
+    "SELECT device_name FROM totp_credentials WHERE user_id = $1 AND status = 'active'",
+    [userId],
+  );
   return row ? (row.device_name ?? null) : undefined;
 }
 

@@ -1,6 +1,6 @@
 // A sign-in in progress: one record per oidc-provider interaction, in the database so the next step can
 // run on another instance. It records who has been identified and which factors were passed.
-import type { Db } from '../db/index.js';
+import { type Db, fastQuery } from '../db/index.js';
 
 export interface FlowState {
   /** Methods passed so far, as RFC 8176 amr values (pwd, mca, otp, fed, …). */
@@ -26,27 +26,32 @@ export interface LoginFlow {
 
 /** The interaction's flow, created on first use. One statement: the insert, or else the existing row. */
 export async function loadFlow(db: Db, interactionUid: string, expiresAt: Date): Promise<LoginFlow> {
-  const result = (await db.raw(
+  const [flow] = await fastQuery<LoginFlow>(
+    db,
+    'login_flows_load',
     `WITH created AS (
-       INSERT INTO login_flows (id, state, expires_at) VALUES (:id, :state, :expiresAt)
+       INSERT INTO login_flows (id, state, expires_at) VALUES ($1, $2, $3)
        ON CONFLICT (id) DO NOTHING
        RETURNING id, user_id, state, expires_at
      )
-     SELECT * FROM created
+     SELECT id, user_id, state, expires_at FROM created
      UNION ALL
-     SELECT id, user_id, state, expires_at FROM login_flows WHERE id = :id
+     SELECT id, user_id, state, expires_at FROM login_flows WHERE id = $4
      LIMIT 1`,
-    { id: interactionUid, state: JSON.stringify({ amr: [] }), expiresAt },
-  )) as { rows: LoginFlow[] };
+    [interactionUid, JSON.stringify({ amr: [] }), expiresAt, interactionUid],
+  );
   // A concurrent first request may have inserted the row after this statement's snapshot: read it again.
-  return result.rows[0] ?? (await db<LoginFlow>('login_flows').where({ id: interactionUid }).first())!;
+  return flow ?? (await db<LoginFlow>('login_flows').where({ id: interactionUid }).first())!;
 }
 
 export async function saveFlow(db: Db, flow: LoginFlow): Promise<void> {
-  await db('login_flows').where({ id: flow.id }).update({ user_id: flow.user_id, state: JSON.stringify(flow.state) });
+  await fastQuery(db, 'login_flows_save', 'UPDATE login_flows SET user_id = $1, state = $2 WHERE id = $3', [flow.user_id, JSON.stringify(flow.state), flow.id]);
 }
 
 /** Removes the flow and its email codes (one statement). */
 export async function deleteFlow(db: Db, interactionUid: string): Promise<void> {
-  await db.raw('WITH flow AS (DELETE FROM login_flows WHERE id = :id) DELETE FROM email_codes WHERE flow_id = :id', { id: interactionUid });
+  await fastQuery(db, 'login_flows_delete', 'WITH flow AS (DELETE FROM login_flows WHERE id = $1) DELETE FROM email_codes WHERE flow_id = $2', [
+    interactionUid,
+    interactionUid,
+  ]);
 }

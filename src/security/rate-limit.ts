@@ -1,7 +1,7 @@
 // Rate limits on every secret check, stored in PostgreSQL so they hold across instances and restarts.
 // rate-limiter-flexible does the counting; a small shim lets it run its SQL through knex (pg or PGlite).
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
-import type { Db } from '../db/index.js';
+import { type Db, fastQuery } from '../db/index.js';
 
 export interface LimitRule {
   /** Failures allowed in the window. */
@@ -64,10 +64,12 @@ export class Limiter {
    */
   static async checkAll(db: Db, checks: [Limiter, string][]): Promise<boolean[]> {
     const keys = checks.map(([limiter, key]) => limiter.storeKey(key));
-    const rows = (await db('rate_limits')
-      .select('key', 'points', 'expire')
-      .whereIn('key', keys)
-      .andWhere((q) => q.where('expire', '>', Date.now()).orWhereNull('expire'))) as { key: string; points: number; expire: number | null }[];
+    const rows = await fastQuery<{ key: string; points: number; expire: number | null }>(
+      db,
+      'rate_limits_check_all',
+      'SELECT key, points, expire FROM rate_limits WHERE key = ANY($1) AND (expire > $2 OR expire IS NULL)',
+      [keys, Date.now()],
+    );
     const byKey = new Map(rows.map((r) => [r.key, r]));
     const now = Date.now();
     return checks.map(([limiter], i) => {
