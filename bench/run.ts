@@ -39,6 +39,10 @@ const API = 'https://api.bench.invalid';
 const PASSWORD = 'bench password: correct horse battery staple';
 const USERS = 1500;
 const started = Date.now();
+/** The node arguments of `npm start` (package.json), so the benchmark runs the server the way it is deployed. */
+const START_ARGS = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start
+  .split(' ')
+  .slice(1);
 
 const log = (message: string) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${message}\n`);
 
@@ -183,7 +187,8 @@ async function startProvider(workDir: string, db: { databaseUrl?: string; dataDi
   };
   delete env.DATABASE_URL;
   if (db.databaseUrl) env.DATABASE_URL = db.databaseUrl;
-  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, '--import', 'tsx', path.join(ROOT, 'src/main.ts')], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+  // As `npm start` runs it (package.json).
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, ...START_ARGS], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
   await waitReady(url, child, logFile);
   return { child, url, logFile, stop: () => stopChild(child) };
 }
@@ -202,7 +207,8 @@ async function startBare(): Promise<{ child: ChildProcess; info: BareInfo; stop(
   const child = fork(path.join(ROOT, 'bench/bare-provider.ts'), [], {
     cwd: ROOT,
     execArgv: [...SERVER_NODE_ARGS, '--import', 'tsx'],
-    env: { ...process.env, PORT: String(port), NODE_ENV: 'production', BENCH_CHAINS: String(CONCURRENCY) },
+    // The same thread pool as the provider gets from src/threadpool.mjs (RSA signatures run there).
+    env: { ...process.env, PORT: String(port), NODE_ENV: 'production', BENCH_CHAINS: String(CONCURRENCY), UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(os.availableParallelism()) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const info = await new Promise<BareInfo>((resolve, reject) => {
