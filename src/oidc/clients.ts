@@ -361,12 +361,6 @@ function summary(r: ClientRow): ClientSummary {
   };
 }
 
-/** The resource-server scopes a machine client may obtain with client_credentials. */
-export async function clientApiScopes(db: Db, clientId: string): Promise<string[]> {
-  const row = await db('oidc_clients').where({ client_id: clientId }).first<{ api_scopes: string[] } | undefined>('api_scopes');
-  return row?.api_scopes ?? [];
-}
-
 export async function listClients(db: Db): Promise<ClientSummary[]> {
   const rows = await db('oidc_clients').orderBy([{ column: 'created_at' }, { column: 'client_id' }]).select<ClientRow[]>();
   return rows.map(summary);

@@ -10,10 +10,10 @@ import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
 import { accountClaims } from './claims.js';
-import { AUTH_METHODS, checkClientMetadata, clientApiScopes, isFirstPartyClient, newClientId } from './clients.js';
+import { AUTH_METHODS, checkClientMetadata, isFirstPartyClient, newClientId } from './clients.js';
 import { findConsent } from './consents.js';
 import { consumeInitialAccessToken, REGISTRATION_POLICY, SINGLE_USE_POLICY } from './registration.js';
-import { findResourceServer } from './resources.js';
+import { findResourceServer, findResourceServerForClient, type ResourceServer } from './resources.js';
 
 /** acr values: one factor (password or Google alone) and two factors. */
 export const ACR = { singleFactor: 'urn:telephony-idp:acr:1fa', multiFactor: 'urn:telephony-idp:acr:2fa' } as const;
@@ -187,13 +187,16 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         // `resource` at the token endpoint (code exchange or refresh).
         useGrantedResource: () => false,
         getResourceServerInfo: async (ctx, indicator, client) => {
-          const server = await findResourceServer(db, indicator);
-          if (!server) throw new errors.InvalidTarget('unknown resource server');
           // A machine client gets only the API scopes an operator registered on it; a user's app gets
           // what the user allows (consent) of the API's scopes.
+          const machine = ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
+          const server: (ResourceServer & { apiScopes?: string[] }) | undefined = machine
+            ? await findResourceServerForClient(db, indicator, client.clientId)
+            : await findResourceServer(db, indicator);
+          if (!server) throw new errors.InvalidTarget('unknown resource server');
           let scopes = server.scopes;
-          if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials') {
-            const allowed = new Set(await clientApiScopes(db, client.clientId));
+          if (machine) {
+            const allowed = new Set(server.apiScopes);
             scopes = scopes.filter((s) => allowed.has(s));
             if (!scopes.length) throw new errors.InvalidTarget('client is not allowed any scope of this resource server');
           }
