@@ -14,6 +14,8 @@ export interface PhaseResult {
   p99: number;
   /** Server CPU time / wall time (1.0 = one core busy). */
   serverCpu: number | undefined;
+  /** The part of serverCpu spent in the kernel (system time: sockets, syscalls). */
+  serverSystemCpu: number | undefined;
   /** Load generator (this process) CPU time / wall time. */
   clientCpu: number;
   /** The database server (PostgreSQL), in cores. */
@@ -63,15 +65,21 @@ export function processTree(parent: number): number[] {
 
 const CLK_TCK = 100; // Linux USER_HZ
 
-export function processCpuSeconds(pid: number): number | undefined {
+/** User and system CPU seconds of a process (all its threads). */
+export function processCpuTimes(pid: number): { user: number; system: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[11] = utime, fields[12] = stime (the 14th and 15th fields of the line)
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
   } catch {
     return undefined;
   }
+}
+
+export function processCpuSeconds(pid: number): number | undefined {
+  const t = processCpuTimes(pid);
+  return t ? t.user + t.system : undefined;
 }
 
 /** Peak resident set size (VmHWM) of a process, in MiB. */
@@ -130,14 +138,14 @@ async function drive(options: PhaseOptions, op: (worker: number) => Promise<void
 
 export async function runPhase(name: string, options: PhaseOptions, op: (worker: number) => Promise<void>): Promise<PhaseResult> {
   if (options.warmupSeconds) await drive(options, op, false);
-  const cpu0 = options.pid ? processCpuSeconds(options.pid) : undefined;
+  const cpu0 = options.pid ? processCpuTimes(options.pid) : undefined;
   const own0 = process.cpuUsage();
   const busy0 = machineBusySeconds();
   const db0 = options.dbPids ? cpuOf(options.dbPids()) : undefined;
   const t0 = performance.now();
   const { latencies, errors, firstErrors } = await drive(options, op, true);
   const seconds = (performance.now() - t0) / 1000;
-  const cpu1 = options.pid ? processCpuSeconds(options.pid) : undefined;
+  const cpu1 = options.pid ? processCpuTimes(options.pid) : undefined;
   const own = process.cpuUsage(own0);
   const busy1 = machineBusySeconds();
   let dbCpu: number | undefined;
@@ -147,7 +155,8 @@ export async function runPhase(name: string, options: PhaseOptions, op: (worker:
     dbCpu = total / seconds;
   }
   latencies.sort((a, b) => a - b);
-  const serverCpu = cpu0 !== undefined && cpu1 !== undefined ? (cpu1 - cpu0) / seconds : undefined;
+  const serverCpu = cpu0 && cpu1 ? (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / seconds : undefined;
+  const serverSystemCpu = cpu0 && cpu1 ? (cpu1.system - cpu0.system) / seconds : undefined;
   const clientCpu = (own.user + own.system) / 1e6 / seconds;
   return {
     name,
@@ -160,6 +169,7 @@ export async function runPhase(name: string, options: PhaseOptions, op: (worker:
     p95: percentile(latencies, 95),
     p99: percentile(latencies, 99),
     serverCpu,
+    serverSystemCpu,
     clientCpu,
     dbCpu,
     otherCpu: busy0 !== undefined && busy1 !== undefined ? Math.max(0, (busy1 - busy0) / seconds - clientCpu - (serverCpu ?? 0) - (dbCpu ?? 0)) : undefined,

@@ -8,7 +8,7 @@
 //   3. the same token-endpoint operations against a bare oidc-provider with its in-memory adapter;
 //   4. peak RSS (VmHWM) of each server process.
 // All traffic is on 127.0.0.1. Environment knobs (defaults in brackets): BENCH_CONCURRENCY [8],
-// BENCH_SECONDS per measured phase [10], BENCH_TOKEN_SECONDS [8], BENCH_SKIP=postgres,pglite,bare,
+// BENCH_SECONDS per measured phase [10], BENCH_TOKEN_SECONDS [8], BENCH_SKIP=postgres,pglite,bare,tokens,pglite-tokens,
 // BENCH_JSON=file (results as JSON), BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -336,7 +336,10 @@ const rate = (r: PhaseResult | undefined) => (r ? `${f1(r.perSecond)}${r.errors 
 /** Server-side CPU per operation (the provider plus PostgreSQL), in ms. */
 const cpuPerOp = (r: PhaseResult) => (r.serverCpu === undefined || !r.ops ? undefined : ((r.serverCpu + (r.dbCpu ?? 0)) * r.seconds * 1000) / r.ops);
 const cpu = (r: PhaseResult | undefined) =>
-  r ? [r.serverCpu, r.dbCpu, r.clientCpu, r.otherCpu].map((c) => (c === undefined ? '–' : c.toFixed(2))).join(' / ') : '–';
+  r
+    ? [r.serverCpu, r.dbCpu, r.clientCpu, r.otherCpu].map((c) => (c === undefined ? '–' : c.toFixed(2))).join(' / ') +
+      (r.serverSystemCpu !== undefined ? ` (server kernel ${r.serverSystemCpu.toFixed(2)})` : '')
+    : '–';
 
 function report(m: Machine, limit: Argon2Limit | undefined, providers: ProviderResults[], bare: { tokens: TokenResults; peakRssMiB: number | undefined } | undefined, notes: string[]): string {
   const lines: string[] = [];
@@ -443,11 +446,11 @@ async function main(): Promise<void> {
       } else {
         notes.push('PostgreSQL: DATABASE_URL from the environment.');
       }
-      if (url) providers.push(await benchProvider('postgresql', workDir, mailbox, { url, pid: pg?.pid }, true));
+      if (url) providers.push(await benchProvider('postgresql', workDir, mailbox, { url, pid: pg?.pid }, !SKIP.has('tokens')));
       pg?.stop();
       pg = undefined;
     }
-    if (!SKIP.has('pglite')) providers.push(await benchProvider('pglite', workDir, mailbox, undefined, !SKIP.has('pglite-tokens')));
+    if (!SKIP.has('pglite')) providers.push(await benchProvider('pglite', workDir, mailbox, undefined, !SKIP.has('tokens') && !SKIP.has('pglite-tokens')));
     if (!SKIP.has('bare')) {
       log('bare oidc-provider with the in-memory adapter: token endpoint');
       const b = await startBare();
