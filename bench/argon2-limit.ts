@@ -1,7 +1,9 @@
 // The hardware limit for sign-ins: argon2id verifications per second with the provider's parameters on
-// this machine, measured in a process of its own (nothing else running), with libuv's thread pool sized to
-// the cores (UV_THREADPOOL_SIZE, set by the parent) and twice as many verifications in flight as cores.
-// Prints one JSON line: { perSecond, verifications, seconds, inFlight, threads, params, singleMs, cpuMs }.
+// this machine, in a process of its own, with libuv's thread pool sized to the cores (UV_THREADPOOL_SIZE,
+// set by the parent) and twice as many verifications in flight as cores.
+// Run alone it measures once and prints one JSON line. Forked with an IPC channel (bench/run.ts), it
+// measures on request: {ms} → {verifications, seconds, cpuMs}, so the limit can be measured in turns with
+// the sign-ins it bounds (other load on a shared machine then falls on both alike).
 import os from 'node:os';
 import argon2 from 'argon2';
 
@@ -22,8 +24,10 @@ for (let i = 0; i < 5; i += 1) {
 }
 single.sort((a, b) => a - b);
 
-async function run(ms: number): Promise<number> {
-  const deadline = performance.now() + ms;
+async function run(ms: number): Promise<{ verifications: number; seconds: number; cpuMs: number }> {
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const deadline = t0 + ms;
   let done = 0;
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
@@ -33,25 +37,21 @@ async function run(ms: number): Promise<number> {
       }
     }),
   );
-  return done;
+  const cpu = process.cpuUsage(cpu0);
+  // CPU time per verification (all threads): unlike the rate, other load on the machine barely changes it.
+  return { verifications: done, seconds: (performance.now() - t0) / 1000, cpuMs: (cpu.user + cpu.system) / 1000 / Math.max(done, 1) };
 }
 
 await run(1000); // warm-up
-const t0 = performance.now();
-const cpu0 = process.cpuUsage();
-const verifications = await run(seconds * 1000);
-const cpu = process.cpuUsage(cpu0);
-const elapsed = (performance.now() - t0) / 1000;
-process.stdout.write(
-  `${JSON.stringify({
-    perSecond: verifications / elapsed,
-    verifications,
-    seconds: elapsed,
-    inFlight,
-    threads: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
-    params,
-    singleMs: single[2],
-    // CPU time per verification (all threads): unlike the rate, other load on the machine barely changes it.
-    cpuMs: (cpu.user + cpu.system) / 1000 / verifications,
-  })}\n`,
-);
+const info = { inFlight, threads: Number(process.env.UV_THREADPOOL_SIZE ?? 4), params, singleMs: single[2] };
+
+if (process.send) {
+  process.on('message', (message: { ms: number }) => {
+    void run(message.ms).then((result) => process.send!({ ...info, ...result }));
+  });
+  process.send({ ready: true, ...info });
+  process.on('disconnect', () => process.exit(0));
+} else {
+  const result = await run(seconds * 1000);
+  process.stdout.write(`${JSON.stringify({ ...info, ...result, perSecond: result.verifications / result.seconds })}\n`);
+}

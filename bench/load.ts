@@ -109,7 +109,7 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[index]!;
 }
 
-async function drive(options: PhaseOptions, op: (worker: number) => Promise<void>, record: boolean) {
+export async function drive(options: PhaseOptions, op: (worker: number) => Promise<void>, record: boolean) {
   const latencies: number[] = [];
   const firstErrors: string[] = [];
   let errors = 0;
@@ -136,8 +136,20 @@ async function drive(options: PhaseOptions, op: (worker: number) => Promise<void
   return { latencies, errors, firstErrors };
 }
 
-export async function runPhase(name: string, options: PhaseOptions, op: (worker: number) => Promise<void>): Promise<PhaseResult> {
-  if (options.warmupSeconds) await drive(options, op, false);
+/** One measured stretch of load: raw counts, so that several stretches (slices) can be added up. */
+export interface Slice {
+  latencies: number[];
+  errors: number;
+  firstErrors: string[];
+  seconds: number;
+  serverUser?: number;
+  serverSystem?: number;
+  dbSeconds?: number;
+  clientSeconds: number;
+  machineBusy?: number;
+}
+
+export async function measureSlice(options: PhaseOptions, op: (worker: number) => Promise<void>): Promise<Slice> {
   const cpu0 = options.pid ? processCpuTimes(options.pid) : undefined;
   const own0 = process.cpuUsage();
   const busy0 = machineBusySeconds();
@@ -148,30 +160,74 @@ export async function runPhase(name: string, options: PhaseOptions, op: (worker:
   const cpu1 = options.pid ? processCpuTimes(options.pid) : undefined;
   const own = process.cpuUsage(own0);
   const busy1 = machineBusySeconds();
-  let dbCpu: number | undefined;
+  let dbSeconds: number | undefined;
   if (db0) {
-    let total = 0;
-    for (const [pid, s1] of cpuOf(options.dbPids!())) total += s1 - (db0.get(pid) ?? 0);
-    dbCpu = total / seconds;
+    dbSeconds = 0;
+    for (const [pid, s1] of cpuOf(options.dbPids!())) dbSeconds += s1 - (db0.get(pid) ?? 0);
   }
-  latencies.sort((a, b) => a - b);
-  const serverCpu = cpu0 && cpu1 ? (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / seconds : undefined;
-  const serverSystemCpu = cpu0 && cpu1 ? (cpu1.system - cpu0.system) / seconds : undefined;
-  const clientCpu = (own.user + own.system) / 1e6 / seconds;
+  return {
+    latencies,
+    errors,
+    firstErrors,
+    seconds,
+    ...(cpu0 && cpu1 ? { serverUser: cpu1.user - cpu0.user, serverSystem: cpu1.system - cpu0.system } : {}),
+    ...(dbSeconds !== undefined ? { dbSeconds } : {}),
+    clientSeconds: (own.user + own.system) / 1e6,
+    ...(busy0 !== undefined && busy1 !== undefined ? { machineBusy: busy1 - busy0 } : {}),
+  };
+}
+
+export function summarize(name: string, slices: Slice[]): PhaseResult {
+  const sum = (f: (s: Slice) => number | undefined) => (slices.every((s) => f(s) !== undefined) ? slices.reduce((a, s) => a + f(s)!, 0) : undefined);
+  const seconds = sum((s) => s.seconds)!;
+  const latencies = slices.flatMap((s) => s.latencies).sort((a, b) => a - b);
+  const user = sum((s) => s.serverUser);
+  const system = sum((s) => s.serverSystem);
+  const serverCpu = user !== undefined && system !== undefined ? (user + system) / seconds : undefined;
+  const dbSeconds = sum((s) => s.dbSeconds);
+  const dbCpu = dbSeconds !== undefined ? dbSeconds / seconds : undefined;
+  const clientCpu = sum((s) => s.clientSeconds)! / seconds;
+  const busy = sum((s) => s.machineBusy);
   return {
     name,
     ops: latencies.length,
-    errors,
-    firstErrors,
+    errors: sum((s) => s.errors)!,
+    firstErrors: slices.flatMap((s) => s.firstErrors).slice(0, 3),
     seconds,
     perSecond: latencies.length / seconds,
     p50: percentile(latencies, 50),
     p95: percentile(latencies, 95),
     p99: percentile(latencies, 99),
     serverCpu,
-    serverSystemCpu,
+    serverSystemCpu: system !== undefined ? system / seconds : undefined,
     clientCpu,
     dbCpu,
-    otherCpu: busy0 !== undefined && busy1 !== undefined ? Math.max(0, (busy1 - busy0) / seconds - clientCpu - (serverCpu ?? 0) - (dbCpu ?? 0)) : undefined,
+    otherCpu: busy !== undefined ? Math.max(0, busy / seconds - clientCpu - (serverCpu ?? 0) - (dbCpu ?? 0)) : undefined,
   };
+}
+
+export async function runPhase(name: string, options: PhaseOptions, op: (worker: number) => Promise<void>): Promise<PhaseResult> {
+  if (options.warmupSeconds) await drive(options, op, false);
+  return summarize(name, [await measureSlice(options, op)]);
+}
+
+export interface Contender {
+  options: PhaseOptions;
+  op: (worker: number) => Promise<void>;
+}
+
+/**
+ * The same operation against several servers, taking turns in short slices (`rounds` each, of
+ * options.seconds / rounds): load from other work on the machine, which comes and goes, then falls on
+ * all of them alike, and their ratio means something on a shared machine.
+ */
+export async function runInterleaved(name: string, contenders: Contender[], rounds: number): Promise<PhaseResult[]> {
+  for (const c of contenders) if (c.options.warmupSeconds) await drive(c.options, c.op, false);
+  const slices: Slice[][] = contenders.map(() => []);
+  for (let round = 0; round < rounds; round += 1) {
+    for (const [i, c] of contenders.entries()) {
+      slices[i]!.push(await measureSlice({ ...c.options, seconds: c.options.seconds / rounds }, c.op));
+    }
+  }
+  return slices.map((s) => summarize(name, s));
 }
