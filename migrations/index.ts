@@ -9,6 +9,7 @@ import * as google from './20261123000400_google.js';
 import * as userTokens from './20261123000500_user_tokens.js';
 import * as consoleTables from './20261123000700_console.js';
 import * as totpBypass from './20261123000800_totp_bypass.js';
+import * as locale from './20261123000900_locale.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123000000_initial': initial,
@@ -19,4 +20,5 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261123000500_user_tokens': userTokens,
   '20261123000700_console': consoleTables,
   '20261123000800_totp_bypass': totpBypass,
+  '20261123000900_locale': locale,
 };

@@ -13,8 +13,10 @@ import type { Config } from './config.js';
 import { opsRoutes } from './console/ops.js';
 import { createDb, migrateLatest, type Db } from './db/index.js';
 import { errorHandler } from './http/errors.js';
-import { render } from './http/render.js';
+import { brandView } from './http/brand.js';
+import { languageSwitch, pageLocale, render } from './http/render.js';
 import { requestTracking } from './http/request.js';
+import { pageLocaleScope } from './i18n/index.js';
 import { DevOutbox } from './mail/mailer.js';
 import { createLogger, type Logger } from './log.js';
 import { consoleRoutes } from './console/routes.js';
@@ -32,8 +34,6 @@ import { csrf } from './security/csrf.js';
 import { safeEqual } from './security/crypto.js';
 import { securityHeaders } from './security/headers.js';
 import { createServices, type Services } from './services.js';
-
-const STYLESHEET = readFileSync(new URL('../public/style.css', import.meta.url));
 
 export interface App {
   koa: Koa;
@@ -64,11 +64,24 @@ function operationalRoutes(services: Services, state: { draining: boolean }): Ro
       await render(ctx, 'outbox', { messages: await mailer.list() });
     });
   }
+  // The one stylesheet (brand colours first) and the logo. Pages link them with ?v=<version>, which
+  // changes with their content, so browsers may keep them a day.
+  const { brand } = services;
   router.get('/static/style.css', (ctx) => {
     ctx.type = 'text/css';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = STYLESHEET;
+    ctx.set('Cache-Control', 'public, max-age=86400');
+    ctx.body = brand.stylesheet;
   });
+  if (brand.logo) {
+    const logo = brand.logo;
+    router.get('/static/logo', (ctx) => {
+      ctx.type = logo.contentType;
+      ctx.set('Cache-Control', 'public, max-age=86400');
+      // An SVG opened on its own must not run anything.
+      ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; sandbox");
+      ctx.body = logo.data;
+    });
+  }
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -142,7 +155,13 @@ export async function buildApp(services: Services): Promise<App> {
     else services.log.error({ err }, 'request error');
   });
 
+  const brand = brandView(services.brand);
   const pageStack = [
+    async (ctx: Context, next: () => Promise<void>) => {
+      ctx.state.brand = brand;
+      // Mail sent while answering a page (an invitation, a notice) falls back to the page's language.
+      await pageLocaleScope(() => pageLocale(ctx), next);
+    },
     errorHandler(services.log, services.metrics),
     bodyParser({ enableTypes: ['form'], formLimit: '32kb', encoding: 'utf-8' }),
     csrf(services.secrets),
@@ -153,6 +172,7 @@ export async function buildApp(services: Services): Promise<App> {
   koa.use(requestTracking(services.log, services.metrics));
   // On every response, oidc-provider's too (its HTML pages and its form_post, which adds its script's hash to this CSP).
   koa.use(securityHeaders());
+  koa.use(languageSwitch());
   koa.use(async (ctx) => {
     if (ours.match(ctx.path, ctx.method).route) return pages(ctx);
     if (api.match(ctx.path, ctx.method).route) return apis(ctx);

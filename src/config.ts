@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { contrastRatio, MIN_CONTRAST, normalizeHexColor, readBrandLogo } from './http/brand.js';
 
 export interface Config {
   production: boolean;
@@ -26,8 +27,12 @@ export interface Config {
   /** argon2id cost; OWASP's minimum by default. */
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   logLevel: 'silent' | 'error' | 'warn' | 'info' | 'debug';
-  /** Name shown in authenticator apps and mail. */
+  /** Name shown in authenticator apps, mail and the page header (when there is no logo). */
   brandName: string;
+  /** Main colour of the pages (#rrggbb, at least 4.5:1 against white); unset = the default blue. */
+  brandColor?: string | undefined;
+  /** A PNG or SVG file shown at the top of every page, served at /static/logo. */
+  brandLogoPath?: string | undefined;
   /** Enables the operator pages under /ops (at least 32 characters); unset = no operator pages. */
   opsToken?: string | undefined;
   /** Serves GET /metrics on the main port to callers presenting this bearer token; unset = no /metrics there. */
@@ -69,6 +74,8 @@ const envSchema = z.object({
   ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
   LOG_LEVEL: z.enum(['silent', 'error', 'warn', 'info', 'debug']).default('info'),
   BRAND_NAME: optionalString.pipe(z.string().max(60, 'at most 60 characters').optional()),
+  BRAND_COLOR: optionalString,
+  BRAND_LOGO_PATH: optionalString,
   OPS_TOKEN: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   METRICS_TOKEN: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   METRICS_PORT: optionalString.pipe(z.string().regex(/^\d{1,5}$/, 'must be a port number').transform(Number).pipe(z.number().int().min(1).max(65535)).optional()),
@@ -138,6 +145,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
 
+  let brandColor: string | undefined;
+  if (e.BRAND_COLOR) {
+    brandColor = normalizeHexColor(e.BRAND_COLOR);
+    if (!brandColor) throw new ConfigError('BRAND_COLOR must be a hex colour such as #0b5cad');
+    const contrast = contrastRatio(brandColor, '#ffffff');
+    if (contrast < MIN_CONTRAST) {
+      throw new ConfigError(`BRAND_COLOR ${brandColor} has a contrast of ${contrast.toFixed(1)}:1 against white; buttons and links need at least ${MIN_CONTRAST}:1 (choose a darker shade)`);
+    }
+  }
+  const brandLogoPath = e.BRAND_LOGO_PATH ? path.resolve(e.BRAND_LOGO_PATH) : undefined;
+  if (brandLogoPath) {
+    try {
+      readBrandLogo(brandLogoPath);
+    } catch (error) {
+      throw new ConfigError(`BRAND_LOGO_PATH: ${(error as Error).message}`);
+    }
+  }
+
   return {
     production,
     port: e.PORT,
@@ -157,6 +182,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: e.ARGON2_PARALLELISM },
     logLevel: e.LOG_LEVEL,
     brandName: e.BRAND_NAME ?? 'Telephony IdP',
+    brandColor,
+    brandLogoPath,
     opsToken: e.OPS_TOKEN,
     metricsToken: e.METRICS_TOKEN,
     metricsPort: e.METRICS_PORT,

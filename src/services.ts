@@ -3,6 +3,7 @@ import { PasswordHasher } from './accounts/passwords.js';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
 import type { Db } from './db/index.js';
+import { buildBrand, readBrandLogo, type Brand } from './http/brand.js';
 import type { Logger } from './log.js';
 import { createMailer, type Mailer } from './mail/mailer.js';
 import { Secrets } from './security/crypto.js';
@@ -51,6 +52,8 @@ export interface Services {
     linkPerIp: Limiter;
   };
   mailer: Mailer;
+  /** The customer's name, colour and logo for the pages (BRAND_*). */
+  brand: Brand;
   /** The provider in use (set once the app is built; a stand-in that follows key rotation). */
   provider?: Provider;
 }
@@ -90,5 +93,6 @@ export function createServices(config: Config, db: Db, log: Logger, metrics = ne
       googleCallbackPerIp: limiter('google-ip', { points: 20, duration: 15 * 60, blockDuration: 15 * 60 }),
     },
     mailer: createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, dataDir: config.dataDir, log }),
+    brand: buildBrand({ name: config.brandName, color: config.brandColor, logo: config.brandLogoPath ? readBrandLogo(config.brandLogoPath) : undefined }),
   };
 }

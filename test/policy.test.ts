@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { FlowState, LoginFlow } from '../src/login/flow.js';
-import { nextStep } from '../src/login/policy.js';
+import { nextStep, stepProgress } from '../src/login/policy.js';
 
 const flow = (userId: string | null, state: Partial<FlowState>): LoginFlow => ({
   id: 'uid',
@@ -27,5 +27,23 @@ describe('sign-in step policy', () => {
     expect(nextStep(flow('u1', { amr: ['pwd', 'mca'], factorsEvaluated: true }))).to.deep.equal({ step: 'trust' });
     expect(nextStep(flow('u1', { amr: ['pwd'], factorsEvaluated: true, trustedDeviceId: 'd1' }))).to.deep.equal({ done: true });
     expect(nextStep(flow('u1', { amr: ['pwd'], factorsEvaluated: true, totpDevice: '', trustedDeviceId: 'd1' }))).to.deep.equal({ step: 'totp' });
+  });
+
+  it('"Step N of M" follows the actual path: 3 steps with the email code, 2 with TOTP, 4 for an invitation', () => {
+    // Before anyone is identified the path is unknown: the password page shows no step.
+    expect(stepProgress(flow(null, {}), 'password')).to.equal(undefined);
+    const emailCode = flow('u1', { amr: ['pwd'], factorsEvaluated: true });
+    expect(stepProgress(emailCode, 'email_code')).to.deep.equal({ step: 2, total: 3 });
+    expect(stepProgress(flow('u1', { amr: ['pwd', 'mca'], factorsEvaluated: true }), 'trust')).to.deep.equal({ step: 3, total: 3 });
+    expect(stepProgress(flow('u1', { amr: ['pwd'], factorsEvaluated: true, totpDevice: 'Pixel' }), 'totp')).to.deep.equal({ step: 2, total: 2 });
+    expect(stepProgress(flow('u1', { amr: ['fed'], factorsEvaluated: true, totpDevice: 'Pixel' }), 'totp')).to.deep.equal({ step: 2, total: 2 });
+    const bypass = flow('u1', { amr: ['pwd'], factorsEvaluated: true, totpBypassUntil: new Date().toISOString() });
+    expect(stepProgress(bypass, 'email_code')).to.deep.equal({ step: 2, total: 3 });
+    expect(stepProgress(bypass, 'totp_renew')).to.deep.equal({ step: 3, total: 3 });
+    const invitation = { invitation: { tokenId: 't', userId: 'u1' } };
+    expect(stepProgress(flow(null, invitation), 'invite_email')).to.deep.equal({ step: 1, total: 4 });
+    expect(stepProgress(flow('u1', invitation), 'create_password')).to.deep.equal({ step: 2, total: 4 });
+    expect(stepProgress(flow('u1', { ...invitation, amr: ['pwd'] }), 'email_code')).to.deep.equal({ step: 3, total: 4 });
+    expect(stepProgress(flow('u1', { ...invitation, amr: ['pwd', 'mca'] }), 'trust')).to.deep.equal({ step: 4, total: 4 });
   });
 });

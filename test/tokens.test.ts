@@ -31,13 +31,18 @@ describe('token profile', () => {
       const rp = await relyingParty(await makeClient());
       const without = (await signIn(rp, 'claims@example.com', PASSWORD)).tokens!.claims()!;
       // email_verified: the email code of the sign-in proved the address.
-      expect(without).to.include({ sub: user.id, email: 'claims@example.com', email_verified: true, name: user.name, locale: 'en' });
+      expect(without).to.include({ sub: user.id, email: 'claims@example.com', email_verified: true, name: user.name });
+      // No language chosen on the profile page yet: no locale claim (absent, not a guess).
+      expect(without).not.to.have.property('locale');
       expect(without).to.include.keys('amr', 'acr', 'auth_time', 'updated_at');
       expect(without).not.to.have.any.keys('customer_number', 'role');
 
       const withCustomer = (await signIn(rp, 'claims@example.com', PASSWORD, { params: { scope: 'openid customer' } })).tokens!.claims()!;
       expect(withCustomer).to.include({ customer_number: customer.customer_number, role: 'admin' });
       expect(withCustomer).not.to.have.any.keys('email', 'name');
+
+      await testEnv().db('users').where({ id: user.id }).update({ locale: 'de' });
+      expect((await signIn(rp, 'claims@example.com', PASSWORD)).tokens!.claims()).to.include({ locale: 'de' });
     });
 
     it('are signed ES256 for a client registered with it, verifiable against the JWKS', async () => {

@@ -11,8 +11,8 @@ export interface Customer {
   created_at: Date;
 }
 
-export const customerNumberSchema = z.string().regex(/^\d{4,12}$/, 'A customer number has 4 to 12 digits.');
-const nameSchema = z.string().trim().min(1, 'A name is required.').max(200, 'The name is too long (at most 200 characters).');
+export const customerNumberSchema = z.string().regex(/^\d{4,12}$/, 'customer.error.number_format');
+const nameSchema = z.string().trim().min(1, 'customer.error.name_required').max(200, 'customer.error.name_too_long');
 
 export async function createCustomer(db: Db, input: { name: string; customerNumber?: string | undefined }): Promise<Customer> {
   const name = parseOrThrow(nameSchema, input.name, 'invalid_name');
@@ -25,10 +25,10 @@ export async function createCustomer(db: Db, input: { name: string; customerNumb
       return row!;
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
-      if (given) throw new DomainError('customer_number_taken', `Customer number ${given} already exists.`, 409);
+      if (given) throw new DomainError('customer_number_taken', 'customer.error.number_taken', 409, { customer_number: given });
     }
   }
-  throw new DomainError('customer_number_exhausted', 'Could not allocate a customer number; try again.', 503);
+  throw new DomainError('customer_number_exhausted', 'customer.error.number_exhausted', 503);
 }
 
 export async function findCustomerByNumber(db: Db, customerNumber: string): Promise<Customer | undefined> {
@@ -38,6 +38,7 @@ export async function findCustomerByNumber(db: Db, customerNumber: string): Prom
 
 export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, code: string): T {
   const result = schema.safeParse(value);
-  if (!result.success) throw new DomainError(code, result.error.issues[0]?.message ?? 'Invalid value.');
+  // The schemas' messages are catalogue keys.
+  if (!result.success) throw new DomainError(code, result.error.issues[0]?.message ?? 'error.bad_request');
   return result.data;
 }

@@ -60,7 +60,7 @@ export async function createDeviceCredential(db: Db, secrets: Secrets, user: { i
       if (!isUniqueViolation(error)) throw error;
     }
   }
-  throw new DomainError('username_exhausted', 'Could not allocate a device username; try again.', 503);
+  throw new DomainError('username_exhausted', 'device.error.username_exhausted', 503);
 }
 
 /** A new secret for one credential (the old one stops working at once). */

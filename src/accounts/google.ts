@@ -99,7 +99,7 @@ function usable(user: UserWithCustomer | undefined, linked: boolean): GoogleMatc
 
 async function requireUser(db: Db, email: string): Promise<UserWithCustomer> {
   const user = await findUserByEmail(db, email);
-  if (!user) throw new DomainError('unknown_user', `No user with email ${email}.`, 404);
+  if (!user) throw new DomainError('unknown_user', 'user.error.unknown', 404, { email });
   return user;
 }
 
@@ -137,7 +137,7 @@ export async function setGoogleEmail(db: Db, userEmail: string, googleEmail: str
     });
   } catch (error) {
     if (isUniqueViolation(error, 'users_google_email_unique')) {
-      throw new DomainError('google_email_taken', `Another user already has the Google address ${address}.`, 409);
+      throw new DomainError('google_email_taken', 'user.error.google_email_taken', 409, { google_email: address });
     }
     throw error;
   }
@@ -148,7 +148,7 @@ export async function setGoogleEmail(db: Db, userEmail: string, googleEmail: str
 export async function unlinkGoogle(db: Db, userEmail: string, actor: Actor, request: RequestInfo): Promise<UserWithCustomer> {
   const user = await requireUser(db, userEmail);
   if (!user.google_email && !user.google_subject) {
-    throw new DomainError('google_not_set', `${user.email} has no Google account.`, 409);
+    throw new DomainError('google_not_set', 'user.error.google_not_set', 409, { email: user.email });
   }
   await db.transaction(async (trx) => {
     await trx('users').where({ id: user.id }).update({ google_email: null, google_subject: null, updated_at: trx.fn.now() });

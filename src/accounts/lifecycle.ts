@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Db } from '../db/index.js';
 import { DomainError } from '../errors.js';
-import { negotiateLocale } from '../i18n/index.js';
+import { mailLocale } from '../i18n/index.js';
 import type { Logger } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
 import { actionMessage } from '../mail/messages.js';
@@ -30,14 +30,15 @@ export interface AccountDeps {
   provider?: Provider | undefined;
 }
 
-const userLocale = (user: { locale: string }) => negotiateLocale({ saved: user.locale });
+/** Mail to the user: their saved language, else the page's (the admin inviting them), else English. */
+const userLocale = (user: { locale: string | null }) => mailLocale(user.locale);
 
 /**
  * Mails an invitation with a fresh single-use link (the previous one stops working). The mail error is
  * passed on, so the caller can tell the admin; the token of an undelivered mail is revoked.
  */
 export async function sendInvitation(deps: AccountDeps, user: UserWithCustomer, invitedBy: { name: string }, request: RequestInfo = {}): Promise<void> {
-  if (user.status !== 'invited') throw new DomainError('not_invited', `${user.email} has already accepted an invitation.`, 409);
+  if (user.status !== 'invited') throw new DomainError('not_invited', 'invite.error.accepted', 409, { email: user.email });
   const customer = await deps.db('customers').where({ id: user.customer_id }).first<{ name: string }>('name');
   const token = await issueUserToken(deps.db, deps.secrets, user.id, 'invitation');
   const message = await actionMessage(userLocale(user), {

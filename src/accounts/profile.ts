@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import type { Db } from '../db/index.js';
 import { DomainError, isUniqueViolation } from '../errors.js';
-import { LOCALES, negotiateLocale } from '../i18n/index.js';
+import { LOCALES, mailLocale } from '../i18n/index.js';
 import { actionlessCodeMessage } from '../mail/messages.js';
 import { audit, type RequestInfo } from '../security/audit.js';
 import { randomDigits, safeEqual, type Secrets } from '../security/crypto.js';
@@ -14,12 +14,14 @@ import { emailSchema, type UserWithCustomer } from './users.js';
 const CODE_TTL_MS = 10 * 60 * 1000;
 const MAX_ATTEMPTS = 5;
 
+/** `locale` '' means "no choice": pages follow the app and the browser. */
 export async function updateProfile(db: Db, user: UserWithCustomer, input: { name: string; locale: string }, request: RequestInfo): Promise<void> {
   const name = z.string().trim().min(1).max(200).safeParse(input.name);
   if (!name.success) throw new DomainError('invalid_name', 'profile.error.name');
-  if (!(LOCALES as readonly string[]).includes(input.locale)) throw new DomainError('invalid_locale', 'profile.error.locale');
-  await db('users').where({ id: user.id }).update({ name: name.data, locale: input.locale, updated_at: new Date() });
-  await audit(db, { type: 'profile.updated', userId: user.id, customerId: user.customer_id, ...request, details: { name_changed: name.data !== user.name, locale: input.locale } });
+  if (input.locale !== '' && !(LOCALES as readonly string[]).includes(input.locale)) throw new DomainError('invalid_locale', 'profile.error.locale');
+  const locale = input.locale || null;
+  await db('users').where({ id: user.id }).update({ name: name.data, locale, updated_at: new Date() });
+  await audit(db, { type: 'profile.updated', userId: user.id, customerId: user.customer_id, ...request, details: { name_changed: name.data !== user.name, locale } });
 }
 
 interface Deps extends NotifyDeps {
@@ -42,7 +44,7 @@ export async function startEmailChange(deps: Deps, user: UserWithCustomer, newEm
     .insert({ user_id: user.id, new_email: email, code_hash: hashCode(deps.secrets, user.id, email, code), attempts: 0, expires_at: new Date(Date.now() + CODE_TTL_MS), created_at: new Date() })
     .onConflict('user_id')
     .merge();
-  await deps.mailer.send(await actionlessCodeMessage(negotiateLocale({ saved: user.locale }), { to: email, code }));
+  await deps.mailer.send(await actionlessCodeMessage(mailLocale(user.locale), { to: email, code }));
   await audit(deps.db, { type: 'email.change_requested', userId: user.id, customerId: user.customer_id, ...request });
   return email;
 }

@@ -69,7 +69,7 @@ export async function hasActiveTotp(db: Db, userId: string): Promise<boolean> {
  */
 export async function startTotpSetup(db: Db, secrets: Secrets, userId: string): Promise<string> {
   const active = await db<TotpRow>('totp_credentials').where({ user_id: userId, status: 'active' }).first();
-  if (active && !isSuspended(active)) throw new DomainError('totp_active', 'Two-factor authentication is already on.', 409);
+  if (active && !isSuspended(active)) throw new DomainError('totp_active', 'totp.error.already_on', 409);
   const secret = generateSecret();
   if (active) {
     await db('totp_credentials').where({ user_id: userId }).update({ pending_secret_encrypted: secrets.encrypt(secret, aad(userId)) });
@@ -99,7 +99,7 @@ async function matchingStep(secret: string, code: string, afterStep: number | nu
 export async function activateTotp(db: Db, secrets: Secrets, userId: string, code: string, deviceName: string): Promise<string[]> {
   const row = await db<TotpRow>('totp_credentials').where({ user_id: userId }).first();
   const pending = row?.status === 'pending' ? row.secret_encrypted : row?.pending_secret_encrypted;
-  if (!row || !pending) throw new DomainError('totp_not_started', 'Set-up has not been started or has expired.', 400);
+  if (!row || !pending) throw new DomainError('totp_not_started', 'totp.error.not_started', 400);
   const step = await matchingStep(secrets.decrypt(pending, aad(userId)), code, null);
   if (step === undefined) throw new DomainError('totp_wrong_code', 'totp.error.wrong', 400);
   const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => newRecoveryCode());
@@ -117,7 +117,7 @@ export async function activateTotp(db: Db, secrets: Secrets, userId: string, cod
         activated_at: new Date(),
       })
       .returning('user_id');
-    if (!updated.length) throw new DomainError('totp_not_started', 'Set-up has not been started or has expired.', 400);
+    if (!updated.length) throw new DomainError('totp_not_started', 'totp.error.not_started', 400);
     await trx('recovery_codes').where({ user_id: userId }).delete();
     await trx('recovery_codes').insert(codes.map((c) => ({ user_id: userId, code_hash: hashRecoveryCode(secrets, userId, c) })));
   });

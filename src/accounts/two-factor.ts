@@ -65,10 +65,10 @@ export const BYPASS_MAX_HOURS = 7 * 24;
  */
 export async function suspendTotpTemporarily(deps: NotifyDeps, user: UserWithCustomer, actor: Actor, hours: number, request: RequestInfo): Promise<Date> {
   if (!Number.isFinite(hours) || hours <= 0 || hours > BYPASS_MAX_HOURS) {
-    throw new DomainError('invalid_duration', `A bypass lasts more than 0 and at most ${BYPASS_MAX_HOURS} hours (7 days).`);
+    throw new DomainError('invalid_duration', 'totp.error.bypass_duration', 400, { hours: BYPASS_MAX_HOURS });
   }
   const until = new Date(Date.now() + hours * 60 * 60 * 1000);
-  if (!(await suspendTotp(deps.db, user.id, until))) throw new DomainError('totp_not_active', `${user.email} has no authenticator app set up.`, 409);
+  if (!(await suspendTotp(deps.db, user.id, until))) throw new DomainError('totp_not_active', 'totp.error.not_active', 409, { email: user.email });
   const revoked = await revokeAllTrustedDevices(deps.db, user.id);
   await audit(deps.db, {
     type: 'totp.bypass_started',

@@ -18,7 +18,8 @@ export interface User {
   is_owner: boolean;
   status: UserStatus;
   email_verified: boolean;
-  locale: string;
+  /** The language the user chose on the profile page; null until then. */
+  locale: string | null;
   password_hash: string | null;
   google_email: string | null;
   google_subject: string | null;
@@ -33,8 +34,8 @@ export interface UserWithCustomer extends User {
 export const emailSchema = z
   .string()
   .trim()
-  .max(254, 'The email address is too long.')
-  .pipe(z.email('This is not a valid email address.'))
+  .max(254, 'user.error.email_too_long')
+  .pipe(z.email('user.error.email_invalid'))
   .transform((e) => e.toLowerCase());
 
 export interface CreateUserInput {
@@ -49,14 +50,14 @@ export interface CreateUserInput {
 
 export async function createUser(db: Db, hasher: PasswordHasher, input: CreateUserInput): Promise<{ user: User; customer: Customer }> {
   const email = parseOrThrow(emailSchema, input.email, 'invalid_email');
-  const name = parseOrThrow(z.string().trim().min(1, 'A name is required.').max(200, 'The name is too long.'), input.name, 'invalid_name');
-  const role = parseOrThrow(z.enum(['admin', 'user'], 'The role must be admin or user.'), input.role ?? 'user', 'invalid_role');
+  const name = parseOrThrow(z.string().trim().min(1, 'user.error.name_required').max(200, 'user.error.name_too_long'), input.name, 'invalid_name');
+  const role = parseOrThrow(z.enum(['admin', 'user'], 'user.error.role'), input.role ?? 'user', 'invalid_role');
   const googleEmail = input.googleEmail === undefined ? null : parseOrThrow(emailSchema, input.googleEmail, 'invalid_google_email');
-  if (input.owner && role !== 'admin') throw new DomainError('invalid_role', 'The owner of a customer must have the admin role.');
+  if (input.owner && role !== 'admin') throw new DomainError('invalid_role', 'user.error.owner_role');
   if (input.password !== undefined) assertAcceptablePassword(input.password, { email, name });
 
   const customer = await findCustomerByNumber(db, input.customerNumber);
-  if (!customer) throw new DomainError('unknown_customer', `No customer with number ${input.customerNumber}.`, 404);
+  if (!customer) throw new DomainError('unknown_customer', 'customer.error.unknown', 404, { customer_number: input.customerNumber });
   const passwordHash = input.password === undefined ? null : await hasher.hash(input.password);
   try {
     const [user] = await db<User>('users')
@@ -75,12 +76,12 @@ export async function createUser(db: Db, hasher: PasswordHasher, input: CreateUs
       .returning('*');
     return { user: user!, customer };
   } catch (error) {
-    if (isUniqueViolation(error, 'users_email_unique')) throw new DomainError('email_taken', `A user with email ${email} already exists.`, 409);
+    if (isUniqueViolation(error, 'users_email_unique')) throw new DomainError('email_taken', 'user.error.email_taken', 409, { email });
     if (isUniqueViolation(error, 'users_google_email_unique')) {
-      throw new DomainError('google_email_taken', `Another user already has the Google address ${googleEmail}.`, 409);
+      throw new DomainError('google_email_taken', 'user.error.google_email_taken', 409, { google_email: googleEmail ?? '' });
     }
     if (isUniqueViolation(error, 'users_one_owner_per_customer')) {
-      throw new DomainError('owner_exists', `Customer ${customer.customer_number} already has an owner.`, 409);
+      throw new DomainError('owner_exists', 'customer.error.owner_exists', 409, { customer_number: customer.customer_number });
     }
     throw error;
   }

@@ -10,7 +10,7 @@ import { createUser, findUserByEmail, findUserById, type Role } from '../account
 import { MailDeliveryError } from '../mail/mailer.js';
 import { migrateLatest, type Db } from '../db/index.js';
 import { parseDuration } from '../duration.js';
-import { DomainError } from '../errors.js';
+import { DomainError, englishError } from '../errors.js';
 import { createClient, deleteClient, getClient, listClients, rotateClientSecret, updateClientUris } from '../oidc/clients.js';
 import { listConsents, revokeConsent } from '../oidc/consents.js';
 import { listSigningKeys, MAX_SIGNED_TOKEN_LIFETIME, rotateSigningKeys } from '../oidc/keys.js';
@@ -48,10 +48,6 @@ export interface CommandResult {
 
 export class UsageError extends Error {}
 
-/** Domain errors meant for pages carry an i18n key; the CLI speaks English. */
-function translateKey(message: string): string {
-  return /^[a-z_]+\.[a-z_.]+$/.test(message) ? translator('en')(message as MessageKey) : message;
-}
 
 export const USAGE = `Usage: idp <command> [options]
 
@@ -447,7 +443,8 @@ export async function runCommand(ctx: CommandContext, argv: string[]): Promise<C
   } catch (error) {
     if (error instanceof UsageError) return { exitCode: 2, error: `${error.message}\n\n${USAGE}` };
     if ((error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return { exitCode: 2, error: `${(error as Error).message}\n\n${USAGE}` };
-    if (error instanceof DomainError) return { exitCode: 1, error: translateKey(error.message) };
+    // Domain errors carry a catalogue key; the CLI speaks English.
+    if (error instanceof DomainError) return { exitCode: 1, error: englishError(error) };
     throw error;
   }
 }

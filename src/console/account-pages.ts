@@ -6,10 +6,10 @@ import { renewAllDeviceCredentials, createDeviceCredential, deleteDeviceCredenti
 import { changePasswordWithoutCurrent } from '../accounts/lifecycle.js';
 import { confirmEmailChange, pendingEmailChange, startEmailChange, updateProfile } from '../accounts/profile.js';
 import { listTrustedDevices, revokeAllTrustedDevices, revokeTrustedDevice, useTrustedDevice } from '../accounts/trusted-devices.js';
-import { DomainError } from '../errors.js';
+import { DomainError, describeError } from '../errors.js';
 import { formField } from '../http/form.js';
-import { pageLocale, render } from '../http/render.js';
-import { negotiateLocale, translator, type MessageKey } from '../i18n/index.js';
+import { LANG_COOKIE, pageLocale, render } from '../http/render.js';
+import { negotiateLocale, translator } from '../i18n/index.js';
 import { readTrustTokens } from '../login/trust-cookie.js';
 import { MailDeliveryError } from '../mail/mailer.js';
 import { endUserSession, endUserSessions, listUserApps, listUserSessions, revokeAppAccess } from '../oidc/sessions.js';
@@ -30,26 +30,29 @@ export function accountPages(services: Services, signedIn: Middleware): Router {
     return (date: Date) => `${format.format(date)} UTC`;
   };
   const thisDeviceId = async (ctx: Context) => (await useTrustedDevice(db, secrets, me(ctx).id, readTrustTokens(ctx), request(ctx)))?.id;
-  const message = (ctx: Context, error: unknown) => {
-    if (error instanceof DomainError) return { text: t(ctx)(error.message as MessageKey), status: error.status };
+  /** A domain error's text in the page's language, its status, and the field it is about (by its code). */
+  const message = (ctx: Context, error: unknown, fields: Record<string, string> = {}) => {
+    if (error instanceof DomainError) return { text: describeError(error, t(ctx)), status: error.status, field: fields[error.code] ?? fields['*'] };
     throw error;
   };
 
   // Profile: name, language, email address (confirmed with a code sent to the new address).
-  async function profilePage(ctx: Context, extra: { notice?: string; error?: string } = {}, status = 200) {
-    await render(ctx, 'console/profile', { user: me(ctx), pendingEmail: await pendingEmailChange(db, me(ctx).id), notice: extra.notice, error: extra.error }, status);
+  async function profilePage(ctx: Context, extra: { notice?: string; error?: string; errorField?: string | undefined } = {}, status = 200) {
+    await render(ctx, 'console/profile', { user: me(ctx), pendingEmail: await pendingEmailChange(db, me(ctx).id), notice: extra.notice, error: extra.error, errorField: extra.errorField }, status);
   }
   router.get('/account/profile', signedIn, (ctx) => profilePage(ctx));
   router.post('/account/profile', signedIn, async (ctx) => {
     try {
       await updateProfile(db, me(ctx), { name: formField(ctx, 'name') ?? '', locale: formField(ctx, 'locale') ?? '' }, request(ctx));
     } catch (error) {
-      const m = message(ctx, error);
-      return profilePage(ctx, { error: m.text }, m.status);
+      const m = message(ctx, error, { invalid_name: 'name', invalid_locale: 'locale' });
+      return profilePage(ctx, { error: m.text, errorField: m.field }, m.status);
     }
-    const locale = negotiateLocale({ saved: formField(ctx, 'locale') });
-    ctx.state.locale = locale;
-    currentConsole(ctx).user = { ...me(ctx), name: (formField(ctx, 'name') ?? '').trim(), locale };
+    // A language saved here takes over from the switcher's choice on this browser.
+    ctx.cookies.set(LANG_COOKIE, null, { overwrite: true });
+    const saved = formField(ctx, 'locale') || null;
+    ctx.state.locale = negotiateLocale({ saved, acceptLanguage: ctx.get('accept-language') });
+    currentConsole(ctx).user = { ...me(ctx), name: (formField(ctx, 'name') ?? '').trim(), locale: saved };
     await profilePage(ctx, { notice: t(ctx)('profile.saved') });
   });
   router.post('/account/profile/email', signedIn, async (ctx) => {
@@ -58,8 +61,8 @@ export function accountPages(services: Services, signedIn: Middleware): Router {
       await startEmailChange(services, me(ctx), formField(ctx, 'new_email') ?? '', request(ctx));
     } catch (error) {
       if (error instanceof MailDeliveryError) return profilePage(ctx, { error: t(ctx)('code.error.delivery') }, 503);
-      const m = message(ctx, error);
-      return profilePage(ctx, { error: m.text }, m.status);
+      const m = message(ctx, error, { '*': 'new_email' });
+      return profilePage(ctx, { error: m.text, errorField: m.field }, m.status);
     }
     await profilePage(ctx);
   });
@@ -69,8 +72,8 @@ export function accountPages(services: Services, signedIn: Middleware): Router {
     try {
       email = await confirmEmailChange(services, me(ctx), (formField(ctx, 'code') ?? '').replace(/\s+/g, ''), request(ctx), await thisDeviceId(ctx));
     } catch (error) {
-      const m = message(ctx, error);
-      return profilePage(ctx, { error: m.text }, m.status);
+      const m = message(ctx, error, { wrong_code: 'code', email_unavailable: 'new_email' });
+      return profilePage(ctx, { error: m.text, errorField: m.field }, m.status);
     }
     currentConsole(ctx).user = { ...me(ctx), email };
     await profilePage(ctx, { notice: t(ctx)('profile.email.changed', { email }) });
@@ -136,9 +139,9 @@ export function accountPages(services: Services, signedIn: Middleware): Router {
   });
 
   // Device credentials (SIP passwords). Issuing or renewing a secret needs a recent sign-in.
-  async function credentialsPage(ctx: Context, extra: { issued?: IssuedCredential[]; notice?: string; error?: string } = {}, status = 200) {
+  async function credentialsPage(ctx: Context, extra: { issued?: IssuedCredential[]; notice?: string; error?: string; errorField?: string | undefined } = {}, status = 200) {
     const devices = await listDeviceCredentials(db, me(ctx).id);
-    await render(ctx, 'console/device-credentials', { devices, issued: extra.issued ?? [], notice: extra.notice, error: extra.error, fmt: fmt(ctx) }, status);
+    await render(ctx, 'console/device-credentials', { devices, issued: extra.issued ?? [], notice: extra.notice, error: extra.error, errorField: extra.errorField, fmt: fmt(ctx) }, status);
   }
   router.get('/account/device-credentials', signedIn, (ctx) => credentialsPage(ctx));
   router.post('/account/device-credentials', signedIn, async (ctx) => {
@@ -148,8 +151,8 @@ export function accountPages(services: Services, signedIn: Middleware): Router {
       await audit(db, { type: 'device_credential.created', userId: me(ctx).id, ...request(ctx), details: { id: issued.id, username: issued.username } });
       await credentialsPage(ctx, { issued: [issued] });
     } catch (error) {
-      const m = message(ctx, error);
-      await credentialsPage(ctx, { error: m.text }, m.status);
+      const m = message(ctx, error, { invalid_label: 'label' });
+      await credentialsPage(ctx, { error: m.text, errorField: m.field }, m.status);
     }
   });
   router.post('/account/device-credentials/renew-all', signedIn, async (ctx) => {
@@ -193,8 +196,8 @@ export function accountPages(services: Services, signedIn: Middleware): Router {
     try {
       await changePasswordWithoutCurrent(services, user, formField(ctx, 'new_password') ?? '', request(ctx), { sessionUid: currentConsole(ctx).sessionUid });
     } catch (error) {
-      const m = message(ctx, error);
-      return render(ctx, 'console/secure', { done: false, user, error: m.text, issued: [], changes: [] }, m.status);
+      const m = message(ctx, error, { '*': 'new_password' });
+      return render(ctx, 'console/secure', { done: false, user, error: m.text, errorField: m.field, issued: [], changes: [] }, m.status);
     }
     // The new password already ended every other session and refresh token and revoked all trusted browsers.
     const issued = await renewAllDeviceCredentials(db, secrets, user.id);

@@ -6,7 +6,7 @@ import type { Context, Middleware } from 'koa';
 import { sendInvitation, setUserEnabled } from '../accounts/lifecycle.js';
 import { disableTotp, suspendTotpTemporarily } from '../accounts/two-factor.js';
 import { createUser, findUserById, type Role, type UserWithCustomer } from '../accounts/users.js';
-import { DomainError } from '../errors.js';
+import { DomainError, describeError } from '../errors.js';
 import { formField } from '../http/form.js';
 import { pageLocale, render } from '../http/render.js';
 import { translator, type MessageKey } from '../i18n/index.js';
@@ -37,7 +37,7 @@ export function adminUserRoutes(services: Services, signedIn: Middleware): Route
     await next();
   };
 
-  async function page(ctx: Context, extra: { notice?: string; error?: string; form?: Record<string, string> } = {}, status = 200) {
+  async function page(ctx: Context, extra: { notice?: string; error?: string; errorField?: string; form?: Record<string, string> } = {}, status = 200) {
     const me = currentConsole(ctx).user;
     const users = await db('users')
       .leftJoin('totp_credentials', function joinActive() {
@@ -46,7 +46,7 @@ export function adminUserRoutes(services: Services, signedIn: Middleware): Route
       .where('users.customer_id', me.customer_id)
       .orderBy('users.email')
       .select<UserRow[]>('users.id', 'users.name', 'users.email', 'users.role', 'users.status', 'totp_credentials.user_id as totp');
-    await render(ctx, 'console/users', { users, me, notice: extra.notice, error: extra.error, form: extra.form ?? {} }, status);
+    await render(ctx, 'console/users', { users, me, notice: extra.notice, error: extra.error, errorField: extra.errorField, form: extra.form ?? {} }, status);
   }
 
   /** The target user, if it belongs to the admin's own customer. */
@@ -79,7 +79,8 @@ export function adminUserRoutes(services: Services, signedIn: Middleware): Route
       created = (await findUserById(db, user.id))!;
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      await page(ctx, { error: t(ctx)(error.message as MessageKey), form }, error.status);
+      const fields: Record<string, string> = { invalid_email: 'email', email_taken: 'email', invalid_name: 'name', invalid_role: 'role', invalid_google_email: 'google_email', google_email_taken: 'google_email' };
+      await page(ctx, { error: describeError(error, t(ctx)), errorField: fields[error.code], form }, error.status);
       return;
     }
     try {

@@ -6,7 +6,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
-import { DomainError } from '../errors.js';
+import { DomainError, describeError } from '../errors.js';
 import { pageLocale, render } from '../http/render.js';
 import { translator } from '../i18n/index.js';
 import {
@@ -40,8 +40,22 @@ function lines(value: string): string[] {
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter(Boolean);
-  if (list.length > MAX_URIS) throw new DomainError('too_many_uris', `At most ${MAX_URIS} URIs.`);
+  if (list.length > MAX_URIS) throw new DomainError('too_many_uris', 'ops.error.too_many_uris', 400, { max: MAX_URIS });
   return list;
+}
+
+/** The form field a registration error is about (for aria-invalid and the focus). */
+function opsErrorField(error: DomainError): string | undefined {
+  const field = error.params.field;
+  const uriField = typeof field === 'object' ? field.key : undefined;
+  if (error.code === 'invalid_name') return 'name';
+  if (error.code === 'invalid_kind') return 'kind-web';
+  if (error.code === 'invalid_scope') return 'scope';
+  if (uriField === 'client.field.post_logout_redirect_uri') return 'post_logout_redirect_uris';
+  if (uriField === 'client.field.backchannel_logout_uri') return 'backchannel_logout_uri';
+  if (error.code === 'invalid_redirect_uri' || error.code === 'too_many_uris') return 'redirect_uris';
+  if (error.message === 'ops.error.auth_method') return 'auth_method';
+  return undefined;
 }
 
 export function opsRoutes(services: Services): Router {
@@ -80,7 +94,7 @@ export function opsRoutes(services: Services): Router {
     await next();
   }
 
-  const showLogin = (ctx: Context, error?: string, status = 200) => render(ctx, 'ops-login', { error }, status);
+  const showLogin = (ctx: Context, error?: string, status = 200, errorField?: string) => render(ctx, 'ops-login', { error, errorField }, status);
 
   router.get('/ops', enabled, (ctx) => {
     ctx.status = 303;
@@ -114,7 +128,7 @@ export function opsRoutes(services: Services): Router {
       }
       await audit(db, { type: 'ops.sign_in_failed', ...request(ctx) });
       await limiter.consume(ctx.ip);
-      await showLogin(ctx, t('ops.login.invalid'), 401);
+      await showLogin(ctx, t('ops.login.invalid'), 401, 'token');
     } catch (error) {
       if (!(error instanceof Throttled)) throw error;
       await audit(db, { type: 'ops.throttled', ...request(ctx) });
@@ -134,8 +148,8 @@ export function opsRoutes(services: Services): Router {
   });
 
   const EMPTY_FORM = { name: '', kind: 'web', redirect_uris: '', post_logout_redirect_uris: '', auth_method: 'client_secret_basic', refresh_token: '', first_party: '', backchannel_logout_uri: '', id_token_alg: 'RS256', scope: '' };
-  const showForm = (ctx: Context, values: Record<string, string>, error?: string, status = 200) =>
-    render(ctx, 'ops-client-new', { values, error }, status);
+  const showForm = (ctx: Context, values: Record<string, string>, error?: string, status = 200, errorField?: string) =>
+    render(ctx, 'ops-client-new', { values, error, errorField }, status);
 
   router.get('/ops/clients/new', requireOperator, (ctx) => showForm(ctx, EMPTY_FORM));
 
@@ -143,7 +157,7 @@ export function opsRoutes(services: Services): Router {
     const values = Object.fromEntries(Object.keys(EMPTY_FORM).map((k) => [k, field(ctx, k).slice(0, 4000)]));
     try {
       const kind = values.kind;
-      if (!['web', 'public', 'machine'].includes(kind!)) throw new DomainError('invalid_kind', 'Choose the kind of client.');
+      if (!['web', 'public', 'machine'].includes(kind!)) throw new DomainError('invalid_kind', 'ops.error.kind');
       const input: CreateClientInput = {
         name: values.name!,
         redirectUris: kind === 'machine' ? [] : lines(values.redirect_uris!),
@@ -158,14 +172,14 @@ export function opsRoutes(services: Services): Router {
         scope: kind === 'machine' ? values.scope?.trim() || undefined : undefined,
       };
       if (input.authMethod && !['client_secret_basic', 'client_secret_post'].includes(input.authMethod)) {
-        throw new DomainError('invalid_client_metadata', 'On this page a client authenticates with client_secret_basic or client_secret_post (private_key_jwt: use the CLI).');
+        throw new DomainError('invalid_client_metadata', 'ops.error.auth_method');
       }
       const created = await createClient(db, secrets, input, { ...rules, via: 'ops' });
       await audit(db, { type: 'client.registered', ...request(ctx), details: { via: 'ops', client_id: created.client_id } });
       await render(ctx, 'ops-secret', { client: await getClient(db, created.client_id), secret: created.client_secret, created: true }, 201);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      await showForm(ctx, values, error.message, 400);
+      await showForm(ctx, values, describeError(error, translator(pageLocale(ctx))), 400, opsErrorField(error));
     }
   });
 
@@ -190,7 +204,7 @@ export function opsRoutes(services: Services): Router {
       ctx.redirect(`/ops/clients/${encodeURIComponent(client.client_id)}?saved=1`);
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      await render(ctx, 'ops-client', { client, saved: false, values, error: error.message }, 400);
+      await render(ctx, 'ops-client', { client, saved: false, values, error: describeError(error, translator(pageLocale(ctx))), errorField: opsErrorField(error) }, 400);
     }
   });
 
@@ -202,7 +216,7 @@ export function opsRoutes(services: Services): Router {
       await render(ctx, 'ops-secret', { client, secret: rotated.client_secret, created: false });
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      await render(ctx, 'ops-client', { client, saved: false, values: undefined, error: error.message }, 400);
+      await render(ctx, 'ops-client', { client, saved: false, values: undefined, error: describeError(error, translator(pageLocale(ctx))) }, 400);
     }
   });
 
@@ -210,7 +224,7 @@ export function opsRoutes(services: Services): Router {
     const client = await loadClient(ctx);
     if (field(ctx, 'confirm') !== client.client_id) {
       const t = translator(pageLocale(ctx));
-      await render(ctx, 'ops-client', { client, saved: false, values: undefined, error: t('ops.client.delete_confirm_error') }, 400);
+      await render(ctx, 'ops-client', { client, saved: false, values: undefined, error: t('ops.client.delete_confirm_error'), errorField: 'confirm' }, 400);
       return;
     }
     await deleteClient(db, client.client_id);

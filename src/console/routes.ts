@@ -8,7 +8,7 @@ import { normalizeRecoveryCode, pendingTotpSecret, startTotpSetup, totpStatus, u
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { changePassword } from '../accounts/lifecycle.js';
 import { disableTotp, enableTotp } from '../accounts/two-factor.js';
-import { DomainError } from '../errors.js';
+import { DomainError, describeError } from '../errors.js';
 import { formField } from '../http/form.js';
 import { pageLocale, render } from '../http/render.js';
 import { translator, type MessageKey } from '../i18n/index.js';
@@ -34,15 +34,15 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
     return (await useTrustedDevice(db, services.secrets, userId, readTrustTokens(ctx), request(ctx)))?.id;
   }
 
-  async function statusPage(ctx: Context, extra: { notice?: string; error?: string; status?: number } = {}) {
+  async function statusPage(ctx: Context, extra: { notice?: string; error?: string; errorField?: string; status?: number } = {}) {
     const user = me(ctx);
     const status = await totpStatus(db, user.id);
     const activatedAt = status.activatedAt ? new Intl.DateTimeFormat(pageLocale(ctx), { dateStyle: 'medium' }).format(status.activatedAt) : '';
     const suspendedUntil = status.suspendedUntil ? `${status.suspendedUntil.toISOString().slice(0, 16).replace('T', ' ')} UTC` : '';
-    await render(ctx, 'console/2fa', { mode: 'status', status, activatedAt, suspendedUntil, notice: extra.notice, error: extra.error }, extra.status ?? 200);
+    await render(ctx, 'console/2fa', { mode: 'status', status, activatedAt, suspendedUntil, notice: extra.notice, error: extra.error, errorField: extra.errorField }, extra.status ?? 200);
   }
 
-  async function setupPage(ctx: Context, secret: string, extra: { error?: string; deviceName?: string; status?: number } = {}) {
+  async function setupPage(ctx: Context, secret: string, extra: { error?: string; errorField?: string; deviceName?: string; status?: number } = {}) {
     await render(
       ctx,
       'console/2fa',
@@ -51,6 +51,7 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
         ...(await totpSetupView(config.brandName, me(ctx).email, secret)),
         deviceName: extra.deviceName ?? '',
         error: extra.error,
+        errorField: extra.errorField,
         notice: undefined,
       },
       extra.status ?? 200,
@@ -91,7 +92,7 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
     const deviceName = (formField(ctx, 'device_name') ?? '').trim();
     const code = (formField(ctx, 'code') ?? '').replace(/\s+/g, '');
     if (!deviceName || [...deviceName].length > 64) {
-      await setupPage(ctx, secret, { error: t(ctx)('totp.error.device_name'), deviceName: deviceName.slice(0, 64), status: 400 });
+      await setupPage(ctx, secret, { error: t(ctx)('totp.error.device_name'), errorField: 'device_name', deviceName: deviceName.slice(0, 64), status: 400 });
       return;
     }
     try {
@@ -101,7 +102,7 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
     } catch (error) {
       if (error instanceof DomainError && error.code === 'totp_wrong_code') {
         await services.limits.totpGuessPerUser.consume(user.id).catch(() => undefined);
-        await setupPage(ctx, secret, { error: t(ctx)(error.message as MessageKey), deviceName, status: 400 });
+        await setupPage(ctx, secret, { error: describeError(error, t(ctx)), errorField: 'code', deviceName, status: 400 });
         return;
       }
       throw error;
@@ -121,7 +122,7 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
       await services.limits.totpGuessPerUser.consume(user.id).catch((e: unknown) => {
         if (!(e instanceof Throttled)) throw e;
       });
-      await statusPage(ctx, { error: t(ctx)('totp.error.wrong'), status: 400 });
+      await statusPage(ctx, { error: t(ctx)('totp.error.wrong'), errorField: formField(ctx, 'kind') === 'recovery' ? 'recovery-code' : 'code', status: 400 });
       return;
     }
     await disableTotp(services, user, { kind: 'user' }, request(ctx), await currentDeviceId(ctx, user.id));
@@ -129,12 +130,13 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
   });
 
   router.get('/account/password', signedIn, async (ctx) => {
-    await render(ctx, 'console/password', { error: undefined, notice: undefined, hasPassword: Boolean(me(ctx).password_hash) });
+    await render(ctx, 'console/password', { error: undefined, notice: undefined, hasPassword: Boolean(me(ctx).password_hash), username: me(ctx).email });
   });
 
   router.post('/account/password', signedIn, async (ctx) => {
     const user = me(ctx);
-    const page = (extra: { error?: string; notice?: string }, status = 200) => render(ctx, 'console/password', { error: undefined, notice: undefined, hasPassword: true, ...extra }, status);
+    const page = (extra: { error?: string; errorField?: string; notice?: string }, status = 200) =>
+      render(ctx, 'console/password', { error: undefined, notice: undefined, hasPassword: true, username: user.email, ...extra }, status);
     // Without a password to confirm (e.g. an account that only used Google), a recent sign-in stands in.
     if (!user.password_hash && !ensureRecentSignIn(ctx, issuer, '/account/password')) return;
     await services.limits.passwordChangePerUser.check(user.id);
@@ -149,7 +151,7 @@ export function consoleRoutes(services: Services, provider: Provider): Router {
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
       if (error.code === 'wrong_password') await services.limits.passwordChangePerUser.consume(user.id).catch(() => undefined);
-      await page({ error: t(ctx)(error.message as MessageKey) }, 400);
+      await page({ error: describeError(error, t(ctx)), errorField: error.code === 'wrong_password' ? 'current_password' : 'new_password' }, 400);
       return;
     }
     await page({ notice: t(ctx)('change.done') });

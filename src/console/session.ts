@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { findUserById, type UserWithCustomer } from '../accounts/users.js';
-import { negotiateLocale } from '../i18n/index.js';
+import { setPageLocale } from '../http/render.js';
 import { CONSOLE_CLIENT_ID } from '../oidc/clients.js';
 import { randomToken } from '../security/crypto.js';
 
@@ -97,7 +97,7 @@ export function requireConsoleUser(provider: Provider, db: Parameters<typeof fin
       redirectToSignIn(ctx, issuer, ctx.method === 'GET' ? ctx.path : '/account', false);
       return;
     }
-    ctx.state.locale = negotiateLocale({ saved: user.locale, acceptLanguage: ctx.get('accept-language') });
+    setPageLocale(ctx, { saved: user.locale });
     ctx.state.console = { user, loginTs: session.loginTs, sessionUid: session.uid } satisfies ConsoleState;
     await next();
   };

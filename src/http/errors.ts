@@ -2,7 +2,7 @@
 // reach the client; unexpected errors are logged and answered with 500, database outages with 503.
 import type { Context, Next } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
-import { DomainError } from '../errors.js';
+import { DomainError, describeError } from '../errors.js';
 import { translator, type MessageKey } from '../i18n/index.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -54,8 +54,7 @@ function classify(error: unknown, t: ReturnType<typeof translator>): Answer | un
     return { status: 429, code: 'too_many_requests', message: throttledMessage(t, error.retryAfterSeconds) };
   }
   if (error instanceof DomainError) {
-    const message = /^[a-z_]+\.[a-z_.]+$/.test(error.message) ? t(error.message as MessageKey) : error.message;
-    return { status: error.status, code: error.code, message };
+    return { status: error.status, code: error.code, message: describeError(error, t) };
   }
   if (error instanceof oidcErrors.SessionNotFound) {
     return { status: 400, code: 'session_expired', message: t('error.session_expired') };

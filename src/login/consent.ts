@@ -5,8 +5,8 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { findUserById } from '../accounts/users.js';
-import { pageLocale, render } from '../http/render.js';
-import { negotiateLocale, type MessageKey, type Translate, translator } from '../i18n/index.js';
+import { pageLocale, render, setPageLocale } from '../http/render.js';
+import { type MessageKey, type Translate, translator } from '../i18n/index.js';
 import { isFirstPartyClient } from '../oidc/clients.js';
 import { rememberConsent } from '../oidc/consents.js';
 import { OIDC_SCOPES, SCOPE_CLAIMS } from '../oidc/provider.js';
@@ -121,10 +121,8 @@ export function consentRoutes(services: Services, provider: Provider): Router {
   router.post('/interaction/:uid/consent', async (ctx) => {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) ctx.throw(400, 'interaction mismatch');
-    ctx.state.locale = negotiateLocale({
-      uiLocales: typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined,
-      acceptLanguage: ctx.get('accept-language'),
-    });
+    const signedIn = details.session?.accountId ? await findUserById(services.db, details.session.accountId) : undefined;
+    setPageLocale(ctx, { uiLocales: typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined, saved: signedIn?.locale });
     // Not at the consent prompt (back button, second tab): show whatever is due now.
     if (details.prompt.name !== 'consent') {
       ctx.status = 303;

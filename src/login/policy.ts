@@ -17,6 +17,28 @@ export function isIdentified(flow: LoginFlow): boolean {
   return Boolean(flow.user_id) && (amr.includes('pwd') || amr.includes('fed'));
 }
 
+/**
+ * The steps this sign-in goes through, as far as they are known: what the person has done and what the
+ * policy will still ask, for "Step 2 of 3" on the pages. Before anyone is identified the path is unknown.
+ */
+export function plannedSteps(flow: LoginFlow): (StepName | 'google')[] | undefined {
+  const { amr } = flow.state;
+  if (flow.state.invitation) return ['invite_email', 'create_password', 'email_code', 'trust'];
+  if (!isIdentified(flow)) return undefined;
+  const first = amr.includes('fed') ? 'google' : 'password';
+  if (flow.state.totpBypassUntil) return amr.includes('fed') ? [first, 'totp_renew'] : [first, 'email_code', 'totp_renew'];
+  if (flow.state.totpDevice !== undefined) return [first, 'totp'];
+  if (amr.includes('fed') || flow.state.trustedDeviceId) return [first];
+  return [first, 'email_code', 'trust'];
+}
+
+/** "Step N of M" for the page of `step`, or undefined when the path is not known yet. */
+export function stepProgress(flow: LoginFlow, step: StepName): { step: number; total: number } | undefined {
+  const steps = plannedSteps(flow);
+  const index = steps?.indexOf(step) ?? -1;
+  return steps && index >= 0 ? { step: index + 1, total: steps.length } : undefined;
+}
+
 export function nextStep(flow: LoginFlow): Next {
   const { amr } = flow.state;
   // First sign-in of an invited user: email → "Create password" → email code → trust question.

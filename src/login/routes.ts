@@ -8,7 +8,7 @@ import { totpStatus } from '../accounts/totp.js';
 import { expireBypasses } from '../accounts/two-factor.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById } from '../accounts/users.js';
-import { pageLocale } from '../http/render.js';
+import { pageLocale, setPageLocale } from '../http/render.js';
 import { negotiateLocale, translator } from '../i18n/index.js';
 import type { SignInOutcome } from '../metrics.js';
 import { ACR } from '../oidc/provider.js';
@@ -108,12 +108,14 @@ export function loginRoutes(services: Services, provider: Provider): Router {
   async function begin(ctx: Context): Promise<{ details: Details; input: StepInput }> {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params.uid) ctx.throw(400, 'interaction mismatch');
-    ctx.state.locale = negotiateLocale({
-      uiLocales: typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined,
-      acceptLanguage: ctx.get('accept-language'),
-    });
     const client = await provider.Client.find(String(details.params.client_id));
     const flow = await loadFlow(services.db, details.uid, new Date((details.exp ?? Date.now() / 1000 + 3600) * 1000));
+    // The page language: switcher, the app's ui_locales, then (once known) the user's saved language.
+    const userId = flow.user_id ?? (details.prompt.name === 'consent' ? details.session?.accountId : undefined);
+    setPageLocale(ctx, {
+      uiLocales: typeof details.params.ui_locales === 'string' ? details.params.ui_locales : undefined,
+      saved: userId ? (await findUserById(services.db, userId))?.locale : undefined,
+    });
     const input: StepInput = {
       ctx,
       services,

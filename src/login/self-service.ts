@@ -4,9 +4,9 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { requestPasswordReset, resetPassword } from '../accounts/lifecycle.js';
 import { lookupUserToken, type UserTokenKind } from '../accounts/user-tokens.js';
-import { emailSchema } from '../accounts/users.js';
+import { emailSchema, findUserById } from '../accounts/users.js';
 import { redirectToSignIn } from '../console/session.js';
-import { DomainError } from '../errors.js';
+import { DomainError, describeError } from '../errors.js';
 import { formField } from '../http/form.js';
 import { pageLocale, render } from '../http/render.js';
 import { translator, type MessageKey } from '../i18n/index.js';
@@ -58,7 +58,7 @@ export function selfServiceRoutes(services: Services): Router {
     const parsed = emailSchema.safeParse(raw);
     const view = { interaction: INTERACTION_UID.test(interaction) ? interaction : '', backUrl: backUrl(ctx, interaction), email: raw };
     if (!parsed.success) {
-      await render(ctx, 'forgot', { ...view, sent: false, error: t(ctx)('forgot.error.email') }, 400);
+      await render(ctx, 'forgot', { ...view, sent: false, error: t(ctx)('forgot.error.email'), errorField: 'email' }, 400);
       return;
     }
     await services.limits.resetPerIp.consume(ctx.ip); // a Throttled error becomes a 429 page
@@ -72,8 +72,10 @@ export function selfServiceRoutes(services: Services): Router {
     await render(ctx, 'forgot', { ...view, sent: true, error: undefined });
   });
 
-  async function resetForm(ctx: Context, error?: string, status = 200) {
-    await render(ctx, 'reset', { action: `/password/reset/${ctx.params.token}`, error }, status);
+  async function resetForm(ctx: Context, userId: string | undefined, error?: string, status = 200) {
+    // The address goes into a hidden username field, so password managers store the new password for it.
+    const user = userId ? await findUserById(services.db, userId) : undefined;
+    await render(ctx, 'reset', { action: `/password/reset/${ctx.params.token}`, email: user?.email, error, errorField: error ? 'password' : undefined }, status);
   }
 
   router.get('/password/reset/:token', async (ctx) => {
@@ -82,7 +84,7 @@ export function selfServiceRoutes(services: Services): Router {
       await render(ctx, 'error', { message: t(ctx)(found.status === 'expired' ? 'reset.error.expired' : 'reset.error.invalid') }, found.status === 'invalid' ? 400 : 410);
       return;
     }
-    await resetForm(ctx);
+    await resetForm(ctx, found.userId);
   });
 
   router.post('/password/reset/:token', async (ctx) => {
@@ -91,10 +93,13 @@ export function selfServiceRoutes(services: Services): Router {
       await resetPassword(services, ctx.params.token!, formField(ctx, 'password') ?? '', request(ctx));
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      const message = t(ctx)(error.message as MessageKey);
+      const message = describeError(error, t(ctx));
       if (error.code === 'reset_invalid') await services.limits.linkPerIp.consume(ctx.ip).catch(ignoreThrottled);
       if (error.code.startsWith('reset_')) await render(ctx, 'error', { message }, 400);
-      else await resetForm(ctx, message, 400);
+      else {
+        const found = await lookupUserToken(services.db, services.secrets, 'password_reset', ctx.params.token!);
+        await resetForm(ctx, found.status === 'valid' ? found.userId : undefined, message, 400);
+      }
       return;
     }
     await render(ctx, 'message', { heading: t(ctx)('reset.heading'), message: t(ctx)('reset.done'), linkUrl: '/account', linkText: t(ctx)('forgot.back') });

@@ -21,9 +21,17 @@ export interface ClientLinks {
   tosUri?: string | undefined;
 }
 
+/** An error to show on a step's page; `field`: the id of the field(s) it is about (marked invalid, focused). */
+export interface StepError {
+  status: number;
+  message: string;
+  values?: Record<string, string>;
+  field?: string | string[];
+}
+
 export interface LoginStep {
   /** Renders the step's page (status 200, or the given error status with a message). */
-  show(input: StepInput, error?: { status: number; message: string; values?: Record<string, string> }): Promise<void>;
+  show(input: StepInput, error?: StepError): Promise<void>;
   /**
    * Checks a submission. Returns true when the step passed (the flow was updated and must be saved);
    * false when it rendered an error page itself.

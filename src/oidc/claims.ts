@@ -8,7 +8,8 @@ export function accountClaims(user: UserWithCustomer): { sub: string; [claim: st
     email: user.email,
     email_verified: user.email_verified,
     name: user.name,
-    locale: user.locale,
+    // Only a language the user chose (null = unknown: the claim is left out).
+    locale: user.locale ?? undefined,
     updated_at: Math.floor(user.updated_at.getTime() / 1000),
     customer_number: user.customer_number,
     role: user.role,

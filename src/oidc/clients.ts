@@ -53,14 +53,18 @@ export interface ClientRules {
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 const PRIVATE_USE_SCHEME = /^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+$/;
 
-function parseUrl(value: string, field: string, code = 'invalid_redirect_uri'): URL {
+/** The names of the URI fields in messages (catalogue keys). */
+export type UriField = 'resource' | 'redirect_uri' | 'post_logout_redirect_uri' | 'backchannel_logout_uri' | 'jwks_uri' | 'request_uri' | 'logo_uri' | 'policy_uri' | 'tos_uri' | 'client_uri';
+const fieldName = (field: UriField) => ({ key: `client.field.${field}` as const });
+
+function parseUrl(value: string, field: UriField, code = 'invalid_redirect_uri'): URL {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new DomainError(code, `The ${field} "${value}" is not an absolute URL.`);
+    throw new DomainError(code, 'client.error.not_absolute', 400, { field: fieldName(field), value });
   }
-  if (url.hash || value.includes('#')) throw new DomainError(code, `The ${field} "${value}" must not contain a fragment (#).`);
+  if (url.hash || value.includes('#')) throw new DomainError(code, 'client.error.fragment', 400, { field: fieldName(field), value });
   return url;
 }
 
@@ -69,42 +73,37 @@ function parseUrl(value: string, field: string, code = 'invalid_redirect_uri'): 
  * in production only for public clients) or a private-use scheme in reverse-domain form for native apps
  * (RFC 8252 §7.1).
  */
-export function validateRedirectUri(value: string, field = 'redirect URI', options: { allowHttpLoopback?: boolean } = {}): string {
+export function validateRedirectUri(value: string, field: 'redirect_uri' | 'post_logout_redirect_uri' = 'redirect_uri', options: { allowHttpLoopback?: boolean } = {}): string {
   const url = parseUrl(value, field);
   const scheme = url.protocol.slice(0, -1);
   const allowLoopback = options.allowHttpLoopback ?? true;
   if (scheme === 'https' && url.hostname) return value;
   if (scheme === 'http' && LOOPBACK_HOSTS.has(url.hostname) && allowLoopback) return value;
   if (PRIVATE_USE_SCHEME.test(scheme) && !['http', 'https'].includes(scheme)) return value;
-  throw new DomainError(
-    'invalid_redirect_uri',
-    allowLoopback
-      ? `The ${field} "${value}" must use https (http is allowed only for localhost/127.0.0.1, custom schemes only in reverse-domain form).`
-      : `The ${field} "${value}" must use https (custom schemes only in reverse-domain form; http on localhost only for public clients in production).`,
-  );
+  throw new DomainError('invalid_redirect_uri', allowLoopback ? 'client.error.redirect_https' : 'client.error.redirect_https_production', 400, { field: fieldName(field), value });
 }
 
 /** A URI the provider calls or fetches (back-channel logout, jwks_uri): https, or http on loopback outside production. */
-export function validateServerUri(value: string, field: string, rules: ClientRules = {}): string {
+export function validateServerUri(value: string, field: UriField, rules: ClientRules = {}): string {
   const url = parseUrl(value, field, 'invalid_client_metadata');
   if (url.protocol === 'https:' && url.hostname) return value;
   if (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname) && !rules.production) return value;
-  throw new DomainError('invalid_client_metadata', `The ${field} "${value}" must use https${rules.production ? '' : ' (http only on localhost/127.0.0.1)'}.`);
+  throw new DomainError('invalid_client_metadata', rules.production ? 'client.error.server_https_production' : 'client.error.server_https', 400, { field: fieldName(field), value });
 }
 
-export const extraGrantSchema = z.enum(['refresh_token', 'client_credentials'], 'A grant must be refresh_token or client_credentials.');
+export const extraGrantSchema = z.enum(['refresh_token', 'client_credentials']);
 
 function stringArray(value: unknown, field: string): string[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-    throw new DomainError('invalid_client_metadata', `${field} must be an array of strings.`);
+    throw new DomainError('invalid_client_metadata', 'client.error.string_array', 400, { field });
   }
   return value as string[];
 }
 
 function optionalString(value: unknown, field: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw new DomainError('invalid_client_metadata', `${field} must be a string.`);
+  if (typeof value !== 'string') throw new DomainError('invalid_client_metadata', 'client.error.string', 400, { field });
   return value;
 }
 
@@ -127,31 +126,31 @@ export function checkClientMetadata(metadata: Record<string, unknown>, rules: Cl
 
   for (const grant of grants) {
     if (!(GRANT_TYPES as readonly string[]).includes(grant)) {
-      throw new DomainError('invalid_grant_type', `Unknown grant "${grant}": use ${GRANT_TYPES.join(', ')}.`);
+      throw new DomainError('invalid_grant_type', 'client.error.unknown_grant', 400, { grant, allowed: GRANT_TYPES.join(', ') });
     }
   }
   for (const type of responseTypes) {
     if (!(RESPONSE_TYPES as readonly string[]).includes(type)) {
-      throw new DomainError('invalid_client_metadata', `Unknown response type "${type}": use ${RESPONSE_TYPES.map((t) => `"${t}"`).join(', ')}.`);
+      throw new DomainError('invalid_client_metadata', 'client.error.unknown_response_type', 400, { type, allowed: RESPONSE_TYPES.map((t) => `"${t}"`).join(', ') });
     }
     const grant = type === 'code' ? 'authorization_code' : 'implicit';
-    if (!grants.includes(grant)) throw new DomainError('invalid_client_metadata', `The response type "${type}" needs the ${grant} grant.`);
+    if (!grants.includes(grant)) throw new DomainError('invalid_client_metadata', 'client.error.response_type_grant', 400, { type, grant });
   }
   if (grants.includes('implicit') && !responseTypes.some((t) => t !== 'code')) {
-    throw new DomainError('invalid_grant_type', 'The implicit grant needs the response type "id_token" or "id_token token".');
+    throw new DomainError('invalid_grant_type', 'client.error.implicit_response_type');
   }
   if (!(AUTH_METHODS as readonly string[]).includes(authMethod)) {
-    throw new DomainError('invalid_client_metadata', `Unknown token endpoint authentication method "${authMethod}": use ${AUTH_METHODS.join(', ')}.`);
+    throw new DomainError('invalid_client_metadata', 'client.error.unknown_auth_method', 400, { method: authMethod, allowed: AUTH_METHODS.join(', ') });
   }
   const isPublic = authMethod === 'none';
   if (isPublic && grants.includes('client_credentials')) {
-    throw new DomainError('invalid_grant_type', 'A public client cannot use client_credentials.');
+    throw new DomainError('invalid_grant_type', 'client.error.public_client_credentials');
   }
   if (grants.includes('refresh_token') && !grants.includes('authorization_code')) {
-    throw new DomainError('invalid_grant_type', 'refresh_token needs the authorization_code grant.');
+    throw new DomainError('invalid_grant_type', 'client.error.refresh_needs_code');
   }
   if (authMethod === 'private_key_jwt' && metadata.jwks === undefined && metadata.jwks_uri === undefined) {
-    throw new DomainError('invalid_client_metadata', 'private_key_jwt needs the client\'s public keys (jwks or jwks_uri).');
+    throw new DomainError('invalid_client_metadata', 'client.error.private_key_jwt_keys');
   }
   const jwksUri = optionalString(metadata.jwks_uri, 'jwks_uri');
   if (jwksUri) validateServerUri(jwksUri, 'jwks_uri', rules);
@@ -161,7 +160,7 @@ export function checkClientMetadata(metadata: Record<string, unknown>, rules: Cl
     if (uri) validateServerUri(uri, field, rules);
   }
   const requestUris = stringArray(metadata.request_uris, 'request_uris');
-  if (requestUris.length > MAX_REQUEST_URIS) throw new DomainError('invalid_client_metadata', `At most ${MAX_REQUEST_URIS} request_uris.`);
+  if (requestUris.length > MAX_REQUEST_URIS) throw new DomainError('invalid_client_metadata', 'client.error.too_many_request_uris', 400, { max: MAX_REQUEST_URIS });
   // The provider fetches these (request-objects.ts): the same rules as every URI it calls.
   // A fragment may carry a hash of the file's content (OpenID Connect Registration 2); it is not fetched.
   for (const uri of requestUris) validateServerUri(uri.split('#')[0]!, 'request_uri', rules);
@@ -169,20 +168,20 @@ export function checkClientMetadata(metadata: Record<string, unknown>, rules: Cl
   const redirectUris = stringArray(metadata.redirect_uris, 'redirect_uris');
   const interactive = grants.includes('authorization_code') || grants.includes('implicit') || responseTypes.length > 0;
   if (interactive) {
-    if (!redirectUris.length) throw new DomainError('invalid_redirect_uri', 'At least one redirect URI is required.');
+    if (!redirectUris.length) throw new DomainError('invalid_redirect_uri', 'client.error.redirect_required');
     const allowHttpLoopback = !rules.production || isPublic;
-    for (const uri of redirectUris) validateRedirectUri(uri, 'redirect URI', { allowHttpLoopback });
+    for (const uri of redirectUris) validateRedirectUri(uri, 'redirect_uri', { allowHttpLoopback });
     for (const uri of stringArray(metadata.post_logout_redirect_uris, 'post_logout_redirect_uris')) {
-      validateRedirectUri(uri, 'post-logout redirect URI', { allowHttpLoopback });
+      validateRedirectUri(uri, 'post_logout_redirect_uri', { allowHttpLoopback });
     }
   } else if (redirectUris.length) {
-    throw new DomainError('invalid_redirect_uri', 'A client_credentials-only (machine) client has no redirect URIs.');
+    throw new DomainError('invalid_redirect_uri', 'client.error.machine_redirect');
   }
   const backchannel = optionalString(metadata.backchannel_logout_uri, 'backchannel_logout_uri');
-  if (backchannel) validateServerUri(backchannel, 'back-channel logout URI', rules);
+  if (backchannel) validateServerUri(backchannel, 'backchannel_logout_uri', rules);
   const alg = optionalString(metadata.id_token_signed_response_alg, 'id_token_signed_response_alg');
   if (alg && !(ID_TOKEN_ALGS as readonly string[]).includes(alg)) {
-    throw new DomainError('invalid_client_metadata', `ID tokens are signed with ${ID_TOKEN_ALGS.join(' or ')}, not "${alg}".`);
+    throw new DomainError('invalid_client_metadata', 'client.error.id_token_alg', 400, { first: ID_TOKEN_ALGS[0], second: ID_TOKEN_ALGS[1], alg });
   }
 }
 
@@ -228,23 +227,23 @@ export async function createClient(
   options: ClientRules & { via?: RegisteredVia } = {},
 ): Promise<CreatedClient> {
   const name = z.string().trim().min(1).max(200).safeParse(input.name);
-  if (!name.success) throw new DomainError('invalid_name', 'A client name of 1 to 200 characters is required.');
-  if (input.public && input.machine) throw new DomainError('invalid_client_metadata', 'A client is either public or a machine client, not both.');
+  if (!name.success) throw new DomainError('invalid_name', 'client.error.name');
+  if (input.public && input.machine) throw new DomainError('invalid_client_metadata', 'client.error.public_and_machine');
 
   const grants = new Set<string>(input.machine ? ['client_credentials'] : ['authorization_code']);
   for (const g of input.grants ?? []) {
     const parsed = extraGrantSchema.safeParse(g);
-    if (!parsed.success) throw new DomainError('invalid_grant_type', `Unknown grant "${g}": use refresh_token or client_credentials.`);
+    if (!parsed.success) throw new DomainError('invalid_grant_type', 'client.error.unknown_grant', 400, { grant: g, allowed: 'refresh_token, client_credentials' });
     grants.add(parsed.data);
   }
   const redirectUris = input.redirectUris ?? [];
-  if (!input.machine && !redirectUris.length) throw new DomainError('invalid_redirect_uri', 'At least one --redirect-uri is required.');
+  if (!input.machine && !redirectUris.length) throw new DomainError('invalid_redirect_uri', 'client.error.redirect_option_required');
 
   let authMethod = input.public ? 'none' : (input.authMethod ?? 'client_secret_basic');
   if (input.public && input.authMethod && input.authMethod !== 'none') {
-    throw new DomainError('invalid_client_metadata', 'A public client has no credentials: leave out the authentication method.');
+    throw new DomainError('invalid_client_metadata', 'client.error.public_auth_method');
   }
-  if (!input.public && authMethod === 'none') throw new DomainError('invalid_client_metadata', 'Use --public for a client without credentials.');
+  if (!input.public && authMethod === 'none') throw new DomainError('invalid_client_metadata', 'client.error.use_public');
   authMethod = String(authMethod);
 
   let jwks: unknown;
@@ -252,7 +251,7 @@ export async function createClient(
     jwks = typeof input.jwks === 'string' ? parseJson(input.jwks, 'jwks') : input.jwks;
     const keys = (jwks as { keys?: unknown } | null)?.keys;
     if (!Array.isArray(keys) || !keys.length || keys.some((k) => typeof k !== 'object' || k === null || 'd' in k)) {
-      throw new DomainError('invalid_client_metadata', 'jwks must be a JSON Web Key Set {"keys": [...]} of public keys.');
+      throw new DomainError('invalid_client_metadata', 'client.error.jwks');
     }
   }
 
@@ -272,9 +271,9 @@ export async function createClient(
     ...(SECRET_AUTH_METHODS.has(authMethod) ? { client_secret: randomToken(32) } : {}),
   };
   checkClientMetadata(metadata, options);
-  if (input.scope !== undefined && !input.machine) throw new DomainError('invalid_scope', 'API scopes are registered on machine clients only.');
+  if (input.scope !== undefined && !input.machine) throw new DomainError('invalid_scope', 'client.error.scope_machine_only');
   const apiScopes = input.scope === undefined ? [] : normaliseScope(input.scope);
-  if (input.machine && !apiScopes.length) throw new DomainError('invalid_scope', 'A machine client needs the API scopes it may obtain (--scope).');
+  if (input.machine && !apiScopes.length) throw new DomainError('invalid_scope', 'client.error.machine_scope_required');
   await saveClientMetadata(db, secrets, metadata, { firstParty: Boolean(input.firstParty), via: options.via ?? 'cli', apiScopes });
   return { client_id: metadata.client_id, ...(metadata.client_secret ? { client_secret: metadata.client_secret } : {}) };
 }
@@ -300,14 +299,14 @@ function parseJson(value: string, field: string): unknown {
   try {
     return JSON.parse(value);
   } catch {
-    throw new DomainError('invalid_client_metadata', `${field} is not valid JSON.`);
+    throw new DomainError('invalid_client_metadata', 'client.error.json', 400, { field });
   }
 }
 
 function normaliseScope(scope: string): string[] {
   const scopes = scope.split(/[\s,]+/).filter(Boolean);
   for (const s of scopes) {
-    if (!/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(s)) throw new DomainError('invalid_scope', `"${s}" is not a valid scope.`);
+    if (!/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(s)) throw new DomainError('invalid_scope', 'client.error.scope_invalid', 400, { scope: s });
   }
   return [...new Set(scopes)];
 }
@@ -393,7 +392,7 @@ export async function listClients(db: Db): Promise<ClientSummary[]> {
 
 export async function getClient(db: Db, clientId: string): Promise<ClientSummary> {
   const row = await db('oidc_clients').where({ client_id: clientId }).first<ClientRow | undefined>();
-  if (!row) throw new DomainError('unknown_client', `No client with id ${clientId}.`, 404);
+  if (!row) throw new DomainError('unknown_client', 'client.error.unknown', 404, { client_id: clientId });
   return summary(row);
 }
 
@@ -406,9 +405,9 @@ export async function updateClientUris(
   rules: ClientRules = {},
 ): Promise<ClientSummary> {
   const metadata = await findClientMetadata(db, secrets, clientId);
-  if (!metadata) throw new DomainError('unknown_client', `No client with id ${clientId}.`, 404);
+  if (!metadata) throw new DomainError('unknown_client', 'client.error.unknown', 404, { client_id: clientId });
   if (clientKind(metadata) === 'machine' && (uris.redirectUris.length || uris.postLogoutRedirectUris.length)) {
-    throw new DomainError('invalid_redirect_uri', 'A client_credentials-only (machine) client has no redirect URIs.');
+    throw new DomainError('invalid_redirect_uri', 'client.error.machine_redirect');
   }
   const updated: ClientMetadata = {
     ...metadata,
@@ -424,10 +423,10 @@ export async function updateClientUris(
 /** Gives a client a new secret (the old one stops working at once). */
 export async function rotateClientSecret(db: Db, secrets: Secrets, clientId: string): Promise<Required<CreatedClient>> {
   const metadata = await findClientMetadata(db, secrets, clientId);
-  if (!metadata) throw new DomainError('unknown_client', `No client with id ${clientId}.`, 404);
+  if (!metadata) throw new DomainError('unknown_client', 'client.error.unknown', 404, { client_id: clientId });
   const method = (metadata.token_endpoint_auth_method as string | undefined) ?? 'client_secret_basic';
   if (!SECRET_AUTH_METHODS.has(method)) {
-    throw new DomainError('no_secret', `Client ${clientId} authenticates with ${method} and has no secret to rotate.`);
+    throw new DomainError('no_secret', 'client.error.no_secret', 400, { client_id: clientId, method });
   }
   const secret = randomToken(32);
   await saveClientMetadata(db, secrets, { ...metadata, client_secret: secret });
@@ -444,5 +443,5 @@ export async function deleteClientRow(db: Db, clientId: string): Promise<boolean
 }
 
 export async function deleteClient(db: Db, clientId: string): Promise<void> {
-  if (!(await deleteClientRow(db, clientId))) throw new DomainError('unknown_client', `No client with id ${clientId}.`, 404);
+  if (!(await deleteClientRow(db, clientId))) throw new DomainError('unknown_client', 'client.error.unknown', 404, { client_id: clientId });
 }

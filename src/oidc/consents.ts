@@ -67,7 +67,7 @@ export async function revokeConsent(db: Db, userId: string, clientId: string): P
       .where({ model: 'Grant' })
       .whereRaw("payload->>'accountId' = ? AND payload->>'clientId' = ?", [userId, clientId])
       .pluck<string[]>('id');
-    if (!forgotten && !grants.length) throw new DomainError('unknown_consent', `This user has not allowed client ${clientId} anything.`, 404);
+    if (!forgotten && !grants.length) throw new DomainError('unknown_consent', 'consent.error.none', 404, { client_id: clientId });
     if (grants.length) {
       await trx('oidc_payloads').whereIn('grant_id', grants).delete();
       await trx('oidc_payloads').where({ model: 'Grant' }).whereIn('id', grants).delete();

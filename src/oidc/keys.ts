@@ -152,7 +152,7 @@ export async function rotateSigningKeys(
 ): Promise<KeyInfo[]> {
   const algs = options.algs?.length ? [...new Set(options.algs)] : [...SIGNING_ALGS];
   for (const alg of algs) {
-    if (!isSigningAlg(alg)) throw new DomainError('invalid_alg', `Unknown signing algorithm "${alg}": use ${SIGNING_ALGS.join(' or ')}.`);
+    if (!isSigningAlg(alg)) throw new DomainError('invalid_alg', 'keys.error.alg', 400, { alg, allowed: SIGNING_ALGS.join(', ') });
   }
   const delay = options.activateInSeconds ?? DEFAULT_ACTIVATION_DELAY;
   const added = await db.transaction(async (trx) => {

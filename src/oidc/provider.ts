@@ -4,9 +4,10 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import type { JWK } from 'jose';
 import { findUserById } from '../accounts/users.js';
 import { consoleClientMetadata } from '../console/session.js';
-import { DomainError } from '../errors.js';
+import { DomainError, englishError } from '../errors.js';
 import { isBadInputForDatabase, isDatabaseUnavailable } from '../http/errors.js';
-import { pageLocale, render } from '../http/render.js';
+import { brandView } from '../http/brand.js';
+import { pageLocale, render as renderPage } from '../http/render.js';
 import { LOCALES, translator } from '../i18n/index.js';
 import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
@@ -41,6 +42,12 @@ function requestInfo(ctx: KoaContextWithOIDC) {
 export function createProvider(services: Services, jwks: JWK[]): Provider {
   const { config, db, secrets, log } = services;
   const rules = { production: config.production };
+  // oidc-provider renders some of our pages (logout, errors) on its own context.
+  const brand = brandView(services.brand);
+  const render = (ctx: Context, view: string, data: Record<string, unknown> = {}, status = 200) => {
+    ctx.state.brand = brand;
+    return renderPage(ctx, view, data, status);
+  };
 
   const configuration: Configuration = {
     adapter: adapterFactory(db, secrets) as unknown as Configuration['adapter'],
@@ -162,7 +169,7 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
             } catch (error) {
               if (!(error instanceof DomainError)) throw error;
               // RFC 7591 §3.2.2 error codes, with our message as the description.
-              throw new errors.CustomOIDCProviderError(error.code === 'invalid_redirect_uri' ? 'invalid_redirect_uri' : 'invalid_client_metadata', error.message);
+              throw new errors.CustomOIDCProviderError(error.code === 'invalid_redirect_uri' ? 'invalid_redirect_uri' : 'invalid_client_metadata', englishError(error));
             }
           },
           [SINGLE_USE_POLICY]: async (ctx, metadata) => {
@@ -216,6 +223,8 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
       return { accountId: user.id, claims: async () => accountClaims(user) };
     },
     renderError: async (ctx, out, error) => {
+      // oidc-provider's error codes and descriptions are technical English: shown as the detail, under a
+      // message in the page's language.
       if (isDatabaseUnavailable(error)) {
         ctx.set('Retry-After', '5');
         await render(ctx as unknown as Context, 'error', { message: translator(pageLocale(ctx as unknown as Context))('error.unavailable') }, 503);
@@ -227,7 +236,9 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
       }
       const errorCode = String(out.error ?? 'error');
       const description = out.error_description ? String(out.error_description) : '';
-      await render(ctx as unknown as Context, 'error', { message: `${errorCode}${description ? `: ${description}` : ''}` }, ctx.status >= 400 ? ctx.status : 400);
+      const page = ctx as unknown as Context;
+      const message = translator(pageLocale(page))('error.oidc', { error: errorCode });
+      await render(page, 'error', { message, detail: description || undefined }, ctx.status >= 400 ? ctx.status : 400);
     },
   };
 

@@ -30,27 +30,27 @@ export interface CreateResourceServerInput {
 }
 
 export async function createResourceServer(db: Db, input: CreateResourceServerInput, rules: ClientRules = {}): Promise<ResourceServer> {
-  const identifier = validateServerUri(input.identifier.trim(), 'resource indicator', rules);
-  if (new URL(identifier).search) throw new DomainError('invalid_resource', 'A resource indicator must not contain a query.');
+  const identifier = validateServerUri(input.identifier.trim(), 'resource', rules);
+  if (new URL(identifier).search) throw new DomainError('invalid_resource', 'resource.error.query');
   const scopes = [...new Set(input.scopes.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean))];
-  if (!scopes.length) throw new DomainError('invalid_scope', 'A resource server needs at least one scope (--scope).');
+  if (!scopes.length) throw new DomainError('invalid_scope', 'resource.error.scope_required');
   for (const scope of scopes) {
-    if (!scopeSchema.safeParse(scope).success) throw new DomainError('invalid_scope', `"${scope}" is not a valid scope (letters, digits and : . _ - /).`);
-    if (OIDC_SCOPES.has(scope)) throw new DomainError('invalid_scope', `"${scope}" is an OpenID Connect scope of the provider; choose another name, e.g. "api:${scope}".`);
+    if (!scopeSchema.safeParse(scope).success) throw new DomainError('invalid_scope', 'resource.error.scope_invalid', 400, { scope });
+    if (OIDC_SCOPES.has(scope)) throw new DomainError('invalid_scope', 'resource.error.scope_oidc', 400, { scope });
   }
   const ttl = input.accessTokenTtl ?? DEFAULT_ACCESS_TOKEN_TTL;
   if (!Number.isInteger(ttl) || ttl < 60 || ttl > MAX_SIGNED_TOKEN_LIFETIME) {
-    throw new DomainError('invalid_ttl', `The access token lifetime must be between 1 minute and ${MAX_SIGNED_TOKEN_LIFETIME / 3600} hours.`);
+    throw new DomainError('invalid_ttl', 'resource.error.ttl', 400, { hours: MAX_SIGNED_TOKEN_LIFETIME / 3600 });
   }
   const name = (input.name ?? new URL(identifier).host).trim();
-  if (!name || name.length > 200) throw new DomainError('invalid_name', 'A name of 1 to 200 characters is required.');
+  if (!name || name.length > 200) throw new DomainError('invalid_name', 'resource.error.name');
   try {
     const [row] = await db<ResourceServer>('resource_servers')
       .insert({ identifier, name, scopes: JSON.stringify(scopes) as unknown as string[], access_token_ttl: ttl })
       .returning('*');
     return row!;
   } catch (error) {
-    if (isUniqueViolation(error)) throw new DomainError('resource_exists', `A resource server ${identifier} already exists.`, 409);
+    if (isUniqueViolation(error)) throw new DomainError('resource_exists', 'resource.error.exists', 409, { resource: identifier });
     throw error;
   }
 }
@@ -65,5 +65,5 @@ export async function listResourceServers(db: Db): Promise<ResourceServer[]> {
 
 export async function deleteResourceServer(db: Db, identifier: string): Promise<void> {
   const deleted = affectedRows(await db('resource_servers').where({ identifier }).delete());
-  if (!deleted) throw new DomainError('unknown_resource', `No resource server ${identifier}.`, 404);
+  if (!deleted) throw new DomainError('unknown_resource', 'resource.error.unknown', 404, { resource: identifier });
 }

@@ -11,11 +11,14 @@ import { audit } from '../../security/audit.js';
 import { ignoreThrottled, Throttled } from '../../security/rate-limit.js';
 import { throttledMessage } from '../../http/errors.js';
 import { describeUserAgent } from '../../security/user-agent.js';
+import { stepProgress } from '../policy.js';
 import type { LoginStep, StepInput } from '../step.js';
 
 interface PageState {
   status?: number;
   error?: string;
+  /** The error is about the typed code (not about sending one). */
+  codeError?: boolean;
   notice?: string;
   deliveryFailed?: boolean;
 }
@@ -26,6 +29,8 @@ async function page(input: StepInput, user: UserWithCustomer, state: PageState =
     ctx,
     'email-code',
     {
+      progress: stepProgress(input.flow, 'email_code'),
+      errorField: state.codeError ? 'code' : undefined,
       action: `/interaction/${interaction.uid}/email_code`,
       abortUrl: `/interaction/${interaction.uid}/abort`,
       maskedEmail: maskEmail(user.email),
@@ -105,7 +110,7 @@ export const emailCodeStep: LoginStep = {
 
     const code = (formField(ctx, 'code') ?? '').replace(/\s+/g, '');
     if (!/^\d{6}$/.test(code)) {
-      await page(input, user, { status: 400, error: t('code.error.format') });
+      await page(input, user, { status: 400, error: t('code.error.format'), codeError: true });
       return false;
     }
     try {
@@ -126,7 +131,7 @@ export const emailCodeStep: LoginStep = {
       }
       await audit(services.db, { type: 'code.failed', userId: user.id, customerId: user.customer_id, ...request, details: { reason: result } });
       const messages = { wrong: 'code.error.wrong', locked: 'code.error.locked', expired: 'code.error.expired', none: 'code.error.expired' } as const;
-      await page(input, user, { status: result === 'wrong' ? 401 : 400, error: t(messages[result]) });
+      await page(input, user, { status: result === 'wrong' ? 401 : 400, error: t(messages[result]), codeError: result === 'wrong' });
       return false;
     }
 

@@ -8,11 +8,17 @@ import { audit } from '../../security/audit.js';
 import { safeEqual } from '../../security/crypto.js';
 import { ignoreThrottled, Throttled } from '../../security/rate-limit.js';
 import { throttledMessage } from '../../http/errors.js';
+import { stepProgress } from '../policy.js';
 import type { LoginStep } from '../step.js';
 
 export const inviteEmailStep: LoginStep = {
-  async show({ ctx, interaction }, error) {
-    await render(ctx, 'invite-email', { action: `/interaction/${interaction.uid}/invite_email`, email: error?.values?.email ?? '', error: error?.message }, error?.status ?? 200);
+  async show({ ctx, interaction, flow }, error) {
+    await render(
+      ctx,
+      'invite-email',
+      { action: `/interaction/${interaction.uid}/invite_email`, progress: stepProgress(flow, 'invite_email'), email: error?.values?.email ?? '', error: error?.message, errorField: error?.field },
+      error?.status ?? 200,
+    );
   },
 
   async submit(input) {
@@ -34,7 +40,7 @@ export const inviteEmailStep: LoginStep = {
       await services.limits.invitationEmailPerToken.consume(invitation.tokenId).catch(ignoreThrottled);
       await services.limits.linkPerIp.consume(ctx.ip).catch(ignoreThrottled);
       await audit(services.db, { type: 'invitation.wrong_email', userId: invitation.userId, ip: ctx.ip, userAgent: ctx.get('user-agent') });
-      await inviteEmailStep.show(input, { status: 400, message: t('invite.error.email'), values: { email } });
+      await inviteEmailStep.show(input, { status: 400, message: t('invite.error.email'), values: { email }, field: 'email' });
       return false;
     }
     flow.user_id = user.id;

@@ -33,6 +33,7 @@ export const passwordStep: LoginStep = {
         clientLinks,
         identifier: error?.values?.identifier ?? hint,
         error: error?.message,
+        errorField: error?.field,
       },
       error?.status ?? 200,
     );
@@ -44,7 +45,8 @@ export const passwordStep: LoginStep = {
     const identifier = formField(ctx, 'identifier')?.trim() ?? '';
     const password = formField(ctx, 'password') ?? '';
     if (!identifier || !password || identifier.length > MAX_IDENTIFIER) {
-      await passwordStep.show(input, { status: 400, message: t('signin.error.missing'), values: { identifier: identifier.slice(0, MAX_IDENTIFIER) } });
+      const field = !identifier || identifier.length > MAX_IDENTIFIER ? 'identifier' : 'password';
+      await passwordStep.show(input, { status: 400, message: t('signin.error.missing'), values: { identifier: identifier.slice(0, MAX_IDENTIFIER) }, field });
       return false;
     }
 
@@ -78,7 +80,7 @@ export const passwordStep: LoginStep = {
         ...request,
         details: { method: 'pwd', reason: !user ? 'unknown_account' : !ok ? 'wrong_password' : `status_${user.status}` },
       });
-      await passwordStep.show(input, { status: 401, message: t('signin.error.invalid'), values: { identifier } });
+      await passwordStep.show(input, { status: 401, message: t('signin.error.invalid'), values: { identifier }, field: ['identifier', 'password'] });
       return false;
     }
 

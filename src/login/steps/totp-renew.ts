@@ -3,18 +3,19 @@
 import { pendingTotpSecret, startTotpSetup, verifyTotp } from '../../accounts/totp.js';
 import { enableTotp, keepOldTotp } from '../../accounts/two-factor.js';
 import { findUserById } from '../../accounts/users.js';
-import { DomainError } from '../../errors.js';
+import { DomainError, describeError } from '../../errors.js';
 import { formField } from '../../http/form.js';
 import { pageLocale, render } from '../../http/render.js';
 import { totpSetupView } from '../../http/totp-setup-view.js';
 import { translator, type MessageKey } from '../../i18n/index.js';
 import { Throttled } from '../../security/rate-limit.js';
 import { saveFlow } from '../flow.js';
-import type { LoginStep, StepInput } from '../step.js';
+import { stepProgress } from '../policy.js';
+import type { LoginStep, StepError, StepInput } from '../step.js';
 
 type Mode = { mode: 'choose' } | { mode: 'setup'; deviceName?: string } | { mode: 'codes'; recoveryCodes: string[] };
 
-async function page(input: StepInput, view: Mode, error?: { status: number; message: string }): Promise<void> {
+async function page(input: StepInput, view: Mode, error?: StepError): Promise<void> {
   const { ctx, interaction, services, flow } = input;
   const until = flow.state.totpBypassUntil ? `${flow.state.totpBypassUntil.slice(0, 16).replace('T', ' ')} UTC` : '';
   let extra: Record<string, unknown> = {};
@@ -24,7 +25,12 @@ async function page(input: StepInput, view: Mode, error?: { status: number; mess
     extra = { ...(await totpSetupView(services.config.brandName, user.email, secret)), deviceName: view.deviceName ?? '' };
   }
   if (view.mode === 'codes') extra = { recoveryCodes: view.recoveryCodes };
-  await render(ctx, 'totp-renew', { action: `/interaction/${interaction.uid}/totp_renew`, mode: view.mode, until, error: error?.message, ...extra }, error?.status ?? 200);
+  await render(
+    ctx,
+    'totp-renew',
+    { action: `/interaction/${interaction.uid}/totp_renew`, progress: stepProgress(flow, 'totp_renew'), mode: view.mode, until, error: error?.message, errorField: error?.field, ...extra },
+    error?.status ?? 200,
+  );
 }
 
 export const totpRenewStep: LoginStep = {
@@ -52,7 +58,7 @@ export const totpRenewStep: LoginStep = {
       case 'activate': {
         const deviceName = (formField(ctx, 'device_name') ?? '').trim();
         if (!deviceName || [...deviceName].length > 64) {
-          await page(input, { mode: 'setup', deviceName: deviceName.slice(0, 64) }, { status: 400, message: t('totp.error.device_name') });
+          await page(input, { mode: 'setup', deviceName: deviceName.slice(0, 64) }, { status: 400, message: t('totp.error.device_name'), field: 'device_name' });
           return false;
         }
         try {
@@ -65,7 +71,7 @@ export const totpRenewStep: LoginStep = {
         } catch (error) {
           if (error instanceof DomainError && error.code === 'totp_wrong_code') {
             await services.limits.totpGuessPerUser.consume(user.id).catch(() => undefined);
-            await page(input, { mode: 'setup', deviceName }, { status: 400, message: t(error.message as MessageKey) });
+            await page(input, { mode: 'setup', deviceName }, { status: 400, message: describeError(error, t), field: 'code' });
             return false;
           }
           if (error instanceof Throttled) {
@@ -80,7 +86,7 @@ export const totpRenewStep: LoginStep = {
         await services.limits.totpGuessPerUser.check(user.id);
         if (!/^\d{6}$/.test(code) || (await verifyTotp(services.db, services.secrets, user.id, code)) !== 'ok') {
           await services.limits.totpGuessPerUser.consume(user.id).catch(() => undefined);
-          await page(input, { mode: 'choose' }, { status: 400, message: t('totp.error.wrong') });
+          await page(input, { mode: 'choose' }, { status: 400, message: t('totp.error.wrong'), field: 'keep-code' });
           return false;
         }
         await keepOldTotp(services, user, request);

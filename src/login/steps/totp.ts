@@ -7,6 +7,7 @@ import { translator } from '../../i18n/index.js';
 import { audit } from '../../security/audit.js';
 import { ignoreThrottled, Throttled } from '../../security/rate-limit.js';
 import { throttledMessage } from '../../http/errors.js';
+import { stepProgress } from '../policy.js';
 import type { LoginStep } from '../step.js';
 
 export const totpStep: LoginStep = {
@@ -15,6 +16,8 @@ export const totpStep: LoginStep = {
       ctx,
       'totp',
       {
+        progress: stepProgress(flow, 'totp'),
+        errorField: error?.field,
         action: `/interaction/${interaction.uid}/totp`,
         abortUrl: `/interaction/${interaction.uid}/abort`,
         deviceName: flow.state.totpDevice ?? '',
@@ -30,10 +33,12 @@ export const totpStep: LoginStep = {
     const userId = flow.user_id!;
     const request = { ip: ctx.ip, userAgent: ctx.get('user-agent') };
     const raw = (formField(ctx, 'code') ?? '').trim();
+    // The page has a form for the app's code and one for a recovery code.
+    const field = formField(ctx, 'kind') === 'recovery' ? 'recovery-code' : 'code';
     const digits = raw.replace(/\s+/g, '');
     const recovery = /^\d{6}$/.test(digits) ? undefined : normalizeRecoveryCode(raw);
     if (!/^\d{6}$/.test(digits) && !recovery) {
-      await totpStep.show(input, { status: 400, message: t('totp.error.format') });
+      await totpStep.show(input, { status: 400, message: t('totp.error.format'), field });
       return false;
     }
     try {
@@ -53,7 +58,7 @@ export const totpStep: LoginStep = {
       await audit(services.db, { type: 'totp.failed', userId, ...request, details: { kind: recovery ? 'recovery_code' : 'totp' } });
       await services.limits.totpGuessPerUser.consume(userId).catch(ignoreThrottled);
       await services.limits.secondFactorPerIp.consume(ctx.ip).catch(ignoreThrottled);
-      await totpStep.show(input, { status: 401, message: t('totp.error.wrong') });
+      await totpStep.show(input, { status: 401, message: t('totp.error.wrong'), field });
       return false;
     }
     if (recovery) await audit(services.db, { type: 'totp.recovery_code_used', userId, ...request });

@@ -6,12 +6,13 @@ import { pageLocale, render } from '../../http/render.js';
 import { translator } from '../../i18n/index.js';
 import { audit } from '../../security/audit.js';
 import { describeUserAgent } from '../../security/user-agent.js';
+import { stepProgress } from '../policy.js';
 import type { LoginStep } from '../step.js';
 import { addTrustToken } from '../trust-cookie.js';
 
 export const trustStep: LoginStep = {
-  async show({ ctx, interaction }, error) {
-    await render(ctx, 'trust', { action: `/interaction/${interaction.uid}/trust`, error: error?.message }, error?.status ?? 200);
+  async show({ ctx, interaction, flow }, error) {
+    await render(ctx, 'trust', { action: `/interaction/${interaction.uid}/trust`, progress: stepProgress(flow, 'trust'), error: error?.message }, error?.status ?? 200);
   },
 
   async submit(input) {
