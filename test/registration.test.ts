@@ -75,7 +75,12 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
     const row = await testEnv().db('oidc_clients').where({ client_id: metadata.client_id }).first();
     expect(row).to.include({ registered_via: 'dcr', first_party: false });
     expect(JSON.stringify(row)).not.to.include(metadata.client_secret as string);
-    const events = await testEnv().db('audit_events').where({ type: 'client.registered' });
+    // Written from oidc-provider's registration_create.success event, next to the response.
+    let events: { details: Record<string, unknown> }[] = [];
+    for (let tries = 0; tries < 40 && !events.length; tries += 1) {
+      if (tries) await new Promise((resolve) => setTimeout(resolve, 50));
+      events = await testEnv().db('audit_events').where({ type: 'client.registered' });
+    }
     expect(events.map((e) => e.details)).to.deep.include({ via: 'dcr', client_id: metadata.client_id });
 
     const rp = await relyingPartyWith(metadata.client_id, { secret: metadata.client_secret as string });
@@ -174,7 +179,13 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
 
     expect((await call('DELETE')).status).to.equal(204);
     expect(await testEnv().db('oidc_clients').where({ client_id: metadata.client_id })).to.have.length(0);
-    const types = (await testEnv().db('audit_events').orderBy('id')).map((e) => e.type);
+    // oidc-provider's registration events are written to the audit log after the response (an event
+    // listener): wait for the last one briefly instead of racing it.
+    let types: string[] = [];
+    for (let tries = 0; tries < 40 && !types.includes('client.deleted'); tries += 1) {
+      if (tries) await new Promise((resolve) => setTimeout(resolve, 50));
+      types = (await testEnv().db('audit_events').orderBy('id')).map((e: { type: string }) => e.type);
+    }
     expect(types).to.include.members(['client.registered', 'client.updated', 'client.deleted']);
   });
 
