@@ -4,26 +4,16 @@ import { expect } from 'chai';
 import { resetData, testEnv } from '../support/env.js';
 import { makeUser, PASSWORD } from '../support/fixtures.js';
 import { mailbox } from '../support/smtp.js';
-import { checkPage, focusedId, linkIn, openPage, setUpRelyingParty, signInToConsole, type TestPage } from './support.js';
+import { checkPage, focusedId, linkIn, setUpRelyingParty, signInToConsole, usePages } from './support.js';
 
 const NEW_PASSWORD = 'seven green phones ring twice';
 
 describe('invitation and forgot password in the browser', () => {
-  const pages: TestPage[] = [];
+  const newPage = usePages();
 
   beforeEach(async () => {
     await resetData();
   });
-
-  afterEach(async () => {
-    for (const test of pages.splice(0)) await test.context.close();
-  });
-
-  async function newPage(options: Parameters<typeof openPage>[0] = {}): Promise<TestPage> {
-    const test = await openPage(options);
-    pages.push(test);
-    return test;
-  }
 
   it('an admin invites a user; the user goes email → create password → code → trust (Step 1 to 4 of 4) into the account', async () => {
     await makeUser({ email: 'boss@example.com', owner: true });

@@ -4,24 +4,14 @@ import { expect } from 'chai';
 import { resetData, testEnv } from '../support/env.js';
 import { makeUser, PASSWORD } from '../support/fixtures.js';
 import { mailbox } from '../support/smtp.js';
-import { checkPage, openPage, setUpRelyingParty, signInToConsole, type TestPage } from './support.js';
+import { checkPage, setUpRelyingParty, signInToConsole, usePages } from './support.js';
 
 describe('languages in the browser', () => {
-  const pages: TestPage[] = [];
+  const newPage = usePages();
 
   beforeEach(async () => {
     await resetData();
   });
-
-  afterEach(async () => {
-    for (const test of pages.splice(0)) await test.context.close();
-  });
-
-  async function newPage(options: Parameters<typeof openPage>[0] = {}): Promise<TestPage> {
-    const test = await openPage(options);
-    pages.push(test);
-    return test;
-  }
 
   it('a German browser gets German pages and a German code mail', async () => {
     await makeUser({ email: 'greta@example.com' });

@@ -227,3 +227,19 @@ export async function signInToConsole(test: TestPage, email: string, password: s
   await page.getByRole('heading', { name: 'Your account' }).waitFor();
   if (options.shots) await checkPage(test, options.shots, { lang: 'en' });
 }
+
+/**
+ * For a describe block: returns `newPage()`, which opens a fresh browser context, and closes every
+ * context it opened after each test.
+ */
+export function usePages(): (options?: Parameters<typeof openPage>[0]) => Promise<TestPage> {
+  const pages: TestPage[] = [];
+  afterEach(async () => {
+    for (const test of pages.splice(0)) await test.context.close();
+  });
+  return async (options = {}) => {
+    const test = await openPage(options);
+    pages.push(test);
+    return test;
+  };
+}

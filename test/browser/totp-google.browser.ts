@@ -9,25 +9,15 @@ import { resetData, testEnv } from '../support/env.js';
 import { makeUser, PASSWORD } from '../support/fixtures.js';
 import { mailbox } from '../support/smtp.js';
 import { totp } from '../support/totp.js';
-import { awayFromStepBoundary, BRAND, browserEnv, checkPage, focusedId, openPage, readQrCode, setUpRelyingParty, signInToConsole, type TestPage } from './support.js';
+import { awayFromStepBoundary, BRAND, browserEnv, checkPage, focusedId, readQrCode, setUpRelyingParty, signInToConsole, usePages } from './support.js';
 
 describe('authenticator app and Google in the browser', () => {
-  const pages: TestPage[] = [];
+  const newPage = usePages();
 
   beforeEach(async () => {
     await resetData();
     browserEnv().google.reset();
   });
-
-  afterEach(async () => {
-    for (const test of pages.splice(0)) await test.context.close();
-  });
-
-  async function newPage(options: Parameters<typeof openPage>[0] = {}): Promise<TestPage> {
-    const test = await openPage(options);
-    pages.push(test);
-    return test;
-  }
 
   it('sets up TOTP from the QR code on the page; the next sign-in asks for the app code (Step 2 of 2)', async () => {
     const { user } = await makeUser({ email: 'totp@example.com' });
