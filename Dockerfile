@@ -16,4 +16,5 @@ USER node
 ENV DATA_DIR=/data PORT=3000
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:3000/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "--import", "tsx", "src/main.ts"]
+# src/threadpool.mjs sizes the thread pool (argon2id) to the container's cores; set UV_THREADPOOL_SIZE to override.
+CMD ["node", "--import", "./src/threadpool.mjs", "--import", "tsx", "src/main.ts"]

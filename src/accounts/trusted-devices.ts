@@ -1,6 +1,6 @@
 // Trusted devices: a browser the user chose to trust after an email code. The browser holds a random
 // token in a signed cookie; the server keeps only its keyed hash, so a record can be listed and revoked.
-import type { Db } from '../db/index.js';
+import { type Db, fastQuery } from '../db/index.js';
 import { randomToken, type Secrets } from '../security/crypto.js';
 import type { RequestInfo } from '../security/audit.js';
 
@@ -36,13 +36,15 @@ export async function createTrustedDevice(db: Db, secrets: Secrets, userId: stri
 /** The user's valid (not revoked, not expired) device among the browser's tokens; marks it used. */
 export async function useTrustedDevice(db: Db, secrets: Secrets, userId: string, tokens: string[], request: RequestInfo): Promise<TrustedDevice | undefined> {
   if (!tokens.length) return undefined;
-  const [device] = (await db('trusted_devices')
-    .whereIn('token_hash', tokens.map((t) => hashToken(secrets, t)))
-    .where({ user_id: userId })
-    .whereNull('revoked_at')
-    .where('expires_at', '>', new Date())
-    .update({ last_used_at: new Date(), ip: request.ip ?? null })
-    .returning('*')) as TrustedDevice[];
+  const now = new Date();
+  const [device] = await fastQuery<TrustedDevice>(
+    db,
+    'trusted_devices_use',
+    `UPDATE trusted_devices SET last_used_at = $1, ip = $2
+     WHERE token_hash = ANY($3) AND user_id = $4 AND revoked_at IS NULL AND expires_at > $5
+     RETURNING id, user_id, ip, user_agent, created_at, last_used_at, expires_at, revoked_at`,
+    [now, request.ip ?? null, tokens.map((t) => hashToken(secrets, t)), userId, now],
+  );
   return device;
 }
 

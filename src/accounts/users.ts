@@ -1,6 +1,6 @@
 // Users: people who sign in. The id is the OIDC subject. Email addresses are unique case-insensitively.
 import { z } from 'zod';
-import type { Db } from '../db/index.js';
+import { type Db, fastQuery } from '../db/index.js';
 import { DomainError, isUniqueViolation } from '../errors.js';
 import { findCustomerByNumber, parseOrThrow, type Customer } from './customers.js';
 import { assertAcceptablePassword } from './password-policy.js';
@@ -93,13 +93,30 @@ function withCustomer(db: Db) {
     .select('users.*', 'customers.customer_number');
 }
 
+const USER_COLUMNS = `users.id, users.customer_id, users.email, users.name, users.role, users.is_owner, users.status, users.email_verified,
+  users.locale, users.password_hash, users.google_email, users.google_subject, users.created_at, users.updated_at, customers.customer_number`;
+const uuidSchema = z.uuid();
+
+/** By id (the OIDC subject): every token request and sign-in looks the account up, so a prepared statement. */
 export async function findUserById(db: Db, id: string): Promise<UserWithCustomer | undefined> {
-  if (!z.uuid().safeParse(id).success) return undefined;
-  return withCustomer(db).where('users.id', id).first();
+  if (!uuidSchema.safeParse(id).success) return undefined;
+  const [user] = await fastQuery<UserWithCustomer>(
+    db,
+    'users_by_id',
+    `SELECT ${USER_COLUMNS} FROM users JOIN customers ON customers.id = users.customer_id WHERE users.id = $1`,
+    [id],
+  );
+  return user;
 }
 
 export async function findUserByEmail(db: Db, email: string): Promise<UserWithCustomer | undefined> {
-  return withCustomer(db).whereRaw('lower(users.email) = ?', [email.trim().toLowerCase()]).first();
+  const [user] = await fastQuery<UserWithCustomer>(
+    db,
+    'users_by_email',
+    `SELECT ${USER_COLUMNS} FROM users JOIN customers ON customers.id = users.customer_id WHERE lower(users.email) = $1`,
+    [email.trim().toLowerCase()],
+  );
+  return user;
 }
 
 /**

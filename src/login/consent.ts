@@ -85,7 +85,9 @@ async function grantAndFinish(services: Services, provider: Provider, ctx: Conte
 
 /**
  * The consent prompt (GET /interaction/:uid with prompt "consent", called from routes.ts): first-party
- * clients get what they asked for at once; for the others the consent page is shown.
+ * clients get what they asked for at once (usually loadExistingGrant in provider.ts has granted it already
+ * and the prompt does not come up; it still does for prompt=consent and native apps); for the others the
+ * consent page is shown.
  */
 export async function showConsent(services: Services, provider: Provider, ctx: Context, details: Details, error?: { status: number; message: string }): Promise<void> {
   const clientId = String(details.params.client_id);

@@ -1,6 +1,6 @@
 // A sign-in in progress: one record per oidc-provider interaction, in the database so the next step can
 // run on another instance. It records who has been identified and which factors were passed.
-import type { Db } from '../db/index.js';
+import { type Db, fastQuery } from '../db/index.js';
 
 export interface FlowState {
   /** Methods passed so far, as RFC 8176 amr values (pwd, mca, otp, fed, …). */
@@ -34,14 +34,24 @@ export interface LoginFlow {
   expires_at: Date;
 }
 
+/** The interaction's flow, created on first use. One statement: the insert, or else the existing row. */
 export async function loadFlow(db: Db, interactionUid: string, expiresAt: Date): Promise<LoginFlow> {
-  const existing = await db<LoginFlow>('login_flows').where({ id: interactionUid }).first();
-  if (existing) return existing;
-  await db('login_flows')
-    .insert({ id: interactionUid, state: JSON.stringify({ amr: [] }), expires_at: expiresAt })
-    .onConflict('id')
-    .ignore();
-  return (await db<LoginFlow>('login_flows').where({ id: interactionUid }).first())!;
+  const [flow] = await fastQuery<LoginFlow>(
+    db,
+    'login_flows_load',
+    `WITH created AS (
+       INSERT INTO login_flows (id, state, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (id) DO NOTHING
+       RETURNING id, user_id, state, expires_at
+     )
+     SELECT id, user_id, state, expires_at FROM created
+     UNION ALL
+     SELECT id, user_id, state, expires_at FROM login_flows WHERE id = $4
+     LIMIT 1`,
+    [interactionUid, JSON.stringify({ amr: [] }), expiresAt, interactionUid],
+  );
+  // A concurrent first request may have inserted the row after this statement's snapshot: read it again.
+  return flow ?? (await db<LoginFlow>('login_flows').where({ id: interactionUid }).first())!;
 }
 
 export async function saveFlow(db: Db, flow: LoginFlow): Promise<void> {

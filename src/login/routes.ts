@@ -7,7 +7,7 @@ import { acceptInvitation } from '../accounts/lifecycle.js';
 import { totpStatus } from '../accounts/totp.js';
 import { expireBypasses } from '../accounts/two-factor.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
-import { findUserById } from '../accounts/users.js';
+import { findUserById, type UserWithCustomer } from '../accounts/users.js';
 import { pageLocale, setPageLocale } from '../http/render.js';
 import { negotiateLocale, translator } from '../i18n/index.js';
 import type { SignInOutcome } from '../metrics.js';
@@ -155,22 +155,27 @@ export function loginRoutes(services: Services, provider: Provider): Router {
   }
 
   /** After a step identified the user or passed: second factors, save, then finish or show what is due. */
-  async function proceed(ctx: Context, details: Details, flow: LoginFlow): Promise<void> {
+  async function proceed(ctx: Context, details: Details, flow: LoginFlow, loadedUser?: UserWithCustomer): Promise<void> {
     await evaluateFactors(ctx, details, flow);
+    // A finished sign-in deletes its flow: saving it first would be wasted (should finishing fail, the
+    // stored flow lacks this step, which is then asked again).
+    if ('done' in nextStep(flow)) return finishLogin(ctx, flow, loadedUser);
     await saveFlow(services.db, flow);
-    const after = nextStep(flow);
-    if ('done' in after) return finishLogin(ctx, flow);
     ctx.status = 303;
     ctx.redirect(`/interaction/${details.uid}`);
   }
 
   /** Finishes the login prompt once the policy is satisfied. */
-  async function finishLogin(ctx: Context, flow: LoginFlow): Promise<void> {
+  async function finishLogin(ctx: Context, flow: LoginFlow, loadedUser?: UserWithCustomer): Promise<void> {
     const request = { ip: ctx.ip, userAgent: ctx.get('user-agent') };
+    let accepted = false;
     if (flow.state.invitation && flow.user_id === flow.state.invitation.userId) {
       await acceptInvitation(services, flow.state.invitation.tokenId, flow.user_id, request);
+      accepted = true;
     }
-    const user = flow.user_id ? await findUserById(services.db, flow.user_id) : undefined;
+    // The user as a step of this request loaded it, unless accepting an invitation changed it since.
+    const reuse = !accepted && loadedUser?.id === flow.user_id ? loadedUser : undefined;
+    const user = reuse ?? (flow.user_id ? await findUserById(services.db, flow.user_id) : undefined);
     if (!user || user.status !== 'active') ctx.throw(400, 'account not available');
     const amr = flow.state.amr;
     const factors = amr.filter((m) => m !== 'mfa').length;
@@ -253,7 +258,7 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       await passwordStep.show(input, { status: 403, message: translator(pageLocale(ctx))('signin.error.other_account') });
       return;
     }
-    await proceed(ctx, details, input.flow);
+    await proceed(ctx, details, input.flow, input.user);
   });
 
   router.get('/interaction/:uid/abort', async (ctx) => {

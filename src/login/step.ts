@@ -1,6 +1,7 @@
 // The shape of a sign-in step, after Keycloak's authenticators: show the page, check a submission and
 // say what changed. Steps never finish the interaction themselves; the policy decides what comes next.
 import type { Context } from 'koa';
+import type { UserWithCustomer } from '../accounts/users.js';
 import type { Services } from '../services.js';
 import type { LoginFlow } from './flow.js';
 
@@ -13,6 +14,8 @@ export interface StepInput {
   clientName: string | undefined;
   /** What the client registered to be shown to people (logo, privacy policy, terms of service). */
   clientLinks: ClientLinks;
+  /** The flow's user as a step of this request loaded it (spares finishing the sign-in the lookup). */
+  user?: UserWithCustomer | undefined;
 }
 
 export interface ClientLinks {

@@ -2,7 +2,7 @@
 // RefreshToken, Interaction, …) lives in `oidc_payloads`; registered clients live in `oidc_clients`.
 // The interface follows oidc-provider's example/my_adapter.js.
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { affectedRows, type Db } from '../db/index.js';
+import { affectedRows, type Db, fastQuery } from '../db/index.js';
 import type { Secrets } from '../security/crypto.js';
 import { deleteClientRow, findClientMetadata, saveClientMetadata } from './clients.js';
 
@@ -20,52 +20,52 @@ export class KnexAdapter implements Adapter {
     private readonly model: string,
   ) {}
 
+  // Every oidc-provider request runs several of these: plain prepared statements (fastQuery), not the
+  // query builder.
+
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
-    await this.db('oidc_payloads')
-      .insert({
-        model: this.model,
-        id,
-        payload: JSON.stringify(payload),
-        grant_id: payload.grantId ?? null,
-        user_code: payload.userCode ?? null,
-        uid: payload.uid ?? null,
-        expires_at: expiresAt,
-      })
-      .onConflict(['model', 'id'])
-      .merge(['payload', 'grant_id', 'user_code', 'uid', 'expires_at']);
+    await fastQuery(
+      this.db,
+      'oidc_payloads_upsert',
+      `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code,
+         uid = excluded.uid, expires_at = excluded.expires_at`,
+      [this.model, id, JSON.stringify(payload), payload.grantId ?? null, payload.userCode ?? null, payload.uid ?? null, expiresAt],
+    );
   }
 
   find(id: string): Promise<AdapterPayload | undefined> {
-    return this.findWhere({ id });
+    return this.findWhere('oidc_payloads_find', 'id', id);
   }
 
   findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    return this.findWhere({ uid });
+    return this.findWhere('oidc_payloads_find_uid', 'uid', uid);
   }
 
   findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    return this.findWhere({ user_code: userCode });
+    return this.findWhere('oidc_payloads_find_user_code', 'user_code', userCode);
   }
 
   async consume(id: string): Promise<void> {
-    await this.db('oidc_payloads').where({ model: this.model, id }).update({ consumed_at: new Date() });
+    await fastQuery(this.db, 'oidc_payloads_consume', 'UPDATE oidc_payloads SET consumed_at = $1 WHERE model = $2 AND id = $3', [new Date(), this.model, id]);
   }
 
   async destroy(id: string): Promise<void> {
-    await this.db('oidc_payloads').where({ model: this.model, id }).delete();
+    await fastQuery(this.db, 'oidc_payloads_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, id]);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    await this.db('oidc_payloads').where({ model: this.model, grant_id: grantId }).delete();
+    await fastQuery(this.db, 'oidc_payloads_revoke', 'DELETE FROM oidc_payloads WHERE model = $1 AND grant_id = $2', [this.model, grantId]);
   }
 
-  private async findWhere(where: Record<string, string>): Promise<AdapterPayload | undefined> {
-    const row: PayloadRow | undefined = await this.db('oidc_payloads')
-      .select('payload', 'consumed_at')
-      .where({ model: this.model, ...where })
-      .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', new Date(Date.now() - GRACE_MS)))
-      .first();
+  private async findWhere(name: string, column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
+    const [row] = await fastQuery<PayloadRow>(
+      this.db,
+      name,
+      `SELECT payload, consumed_at FROM oidc_payloads WHERE model = $1 AND ${column} = $2 AND (expires_at IS NULL OR expires_at > $3) LIMIT 1`,
+      [this.model, value, new Date(Date.now() - GRACE_MS)],
+    );
     if (!row) return undefined;
     return row.consumed_at ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : row.payload;
   }

@@ -7,7 +7,7 @@
 //   public   app that cannot keep a secret (native, single-page): no secret, PKCE required
 //   machine  server-to-server: client_credentials only, no redirect URIs, no user
 import { z } from 'zod';
-import { affectedRows, type Db } from '../db/index.js';
+import { affectedRows, type Db, fastQuery } from '../db/index.js';
 import { DomainError } from '../errors.js';
 import { randomToken, type Secrets } from '../security/crypto.js';
 
@@ -331,7 +331,13 @@ export async function saveClientMetadata(
 }
 
 export async function findClientMetadata(db: Db, secrets: Secrets, clientId: string): Promise<ClientMetadata | undefined> {
-  const row = await db('oidc_clients').where({ client_id: clientId }).first<{ metadata: ClientMetadata; secret_encrypted: string | null } | undefined>();
+  // Read on every oidc-provider request that names a client: a prepared statement.
+  const [row] = await fastQuery<{ metadata: ClientMetadata; secret_encrypted: string | null }>(
+    db,
+    'oidc_clients_find',
+    'SELECT metadata, secret_encrypted FROM oidc_clients WHERE client_id = $1',
+    [clientId],
+  );
   if (!row) return undefined;
   return {
     ...row.metadata,
@@ -347,7 +353,7 @@ const BUILT_IN_FIRST_PARTY = new Set([CONSOLE_CLIENT_ID]);
 
 export async function isFirstPartyClient(db: Db, clientId: string): Promise<boolean> {
   if (BUILT_IN_FIRST_PARTY.has(clientId)) return true;
-  const row = await db('oidc_clients').where({ client_id: clientId }).first<{ first_party: boolean } | undefined>('first_party');
+  const [row] = await fastQuery<{ first_party: boolean }>(db, 'oidc_clients_first_party', 'SELECT first_party FROM oidc_clients WHERE client_id = $1', [clientId]);
   return Boolean(row?.first_party);
 }
 
@@ -377,12 +383,6 @@ function summary(r: ClientRow): ClientSummary {
     created_at: r.created_at,
     updated_at: r.updated_at,
   };
-}
-
-/** The resource-server scopes a machine client may obtain with client_credentials. */
-export async function clientApiScopes(db: Db, clientId: string): Promise<string[]> {
-  const row = await db('oidc_clients').where({ client_id: clientId }).first<{ api_scopes: string[] } | undefined>('api_scopes');
-  return row?.api_scopes ?? [];
 }
 
 export async function listClients(db: Db): Promise<ClientSummary[]> {

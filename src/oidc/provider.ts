@@ -13,11 +13,11 @@ import { audit } from '../security/audit.js';
 import type { Services } from '../services.js';
 import { adapterFactory } from './adapter.js';
 import { accountClaims } from './claims.js';
-import { AUTH_METHODS, checkClientMetadata, clientApiScopes, newClientId } from './clients.js';
+import { AUTH_METHODS, checkClientMetadata, isFirstPartyClient, newClientId } from './clients.js';
 import { findConsent } from './consents.js';
 import { consumeInitialAccessToken, REGISTRATION_POLICY, SINGLE_USE_POLICY } from './registration.js';
 import { AUTHORIZATION_PATH, authorizationRequestForms } from './request-objects.js';
-import { findResourceServer } from './resources.js';
+import { findResourceServer, findResourceServerForClient, type ResourceServer } from './resources.js';
 
 /** acr values: one factor (password or Google alone) and two factors. */
 export const ACR = { singleFactor: 'urn:telephony-idp:acr:1fa', multiFactor: 'urn:telephony-idp:acr:2fa' } as const;
@@ -34,6 +34,31 @@ export const SCOPE_CLAIMS = {
 export const OIDC_SCOPES = ['openid', 'offline_access', 'email', 'profile', 'customer'] as const;
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** Claims the consent prompt never asks about (oidc-provider's op_claims_missing check skips them too). */
+const ALWAYS_ALLOWED_CLAIMS = new Set(['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss']);
+
+/**
+ * Adds to `grant` everything the authorization request asks for, as the consent prompt would find it
+ * missing: the OpenID scopes, the claims of the claims parameter and, per resource server, the requested
+ * scopes that server has (oidc-provider's op_scopes_missing, op_claims_missing and rs_scopes_missing).
+ */
+function grantAllRequested(ctx: KoaContextWithOIDC, grant: InstanceType<Provider['Grant']>): void {
+  const oidc = ctx.oidc as KoaContextWithOIDC['oidc'] & {
+    requestParamOIDCScopes: Set<string>;
+    requestParamClaims: Set<string>;
+    requestParamScopes: Set<string>;
+    resourceServers: Record<string, { scopes: Set<string> }>;
+  };
+  const scopes = [...oidc.requestParamOIDCScopes];
+  if (scopes.length) grant.addOIDCScope(scopes.join(' '));
+  const claims = [...oidc.requestParamClaims].filter((c) => !ALWAYS_ALLOWED_CLAIMS.has(c));
+  if (claims.length) grant.addOIDCClaims(claims);
+  for (const [indicator, server] of Object.entries(oidc.resourceServers ?? {})) {
+    const apiScopes = [...oidc.requestParamScopes].filter((s) => server.scopes.has(s));
+    if (apiScopes.length) grant.addResourceScope(indicator, apiScopes.join(' '));
+  }
+}
 
 function requestInfo(ctx: KoaContextWithOIDC) {
   return { ip: ctx.ip, userAgent: ctx.get('user-agent') };
@@ -100,8 +125,10 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
     // Every use of a refresh token returns a new one. Presenting a used one again means it leaked:
     // oidc-provider then revokes the whole grant (all its refresh and access tokens).
     rotateRefreshToken: true,
-    // The session's grant for this client, or else one rebuilt from the consent the user gave before
-    // (remembered per user and client, see consents.ts); oidc-provider asks only for what is missing.
+    // The session's grant for this client; for a first-party client a new grant with what it asked for
+    // (first-party clients skip consent: granting here spares the browser a round trip through the consent
+    // prompt, which would grant the same); else one rebuilt from the consent the user gave before
+    // (remembered per user and client, see consents.ts). oidc-provider asks only for what is missing.
     loadExistingGrant: async (ctx) => {
       const clientId = ctx.oidc.client!.clientId;
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
@@ -110,6 +137,12 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         if (grant) return grant;
       }
       const accountId = ctx.oidc.account!.accountId;
+      if (await isFirstPartyClient(db, clientId)) {
+        const grant = new ctx.oidc.provider.Grant({ accountId, clientId });
+        grantAllRequested(ctx, grant);
+        await grant.save();
+        return grant;
+      }
       const remembered = await findConsent(db, accountId, clientId);
       if (!remembered) return undefined;
       const grant = new ctx.oidc.provider.Grant({ accountId, clientId });
@@ -188,13 +221,16 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         // `resource` at the token endpoint (code exchange or refresh).
         useGrantedResource: () => false,
         getResourceServerInfo: async (ctx, indicator, client) => {
-          const server = await findResourceServer(db, indicator);
-          if (!server) throw new errors.InvalidTarget('unknown resource server');
           // A machine client gets only the API scopes an operator registered on it; a user's app gets
           // what the user allows (consent) of the API's scopes.
+          const machine = ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials';
+          const server: (ResourceServer & { apiScopes?: string[] }) | undefined = machine
+            ? await findResourceServerForClient(db, indicator, client.clientId)
+            : await findResourceServer(db, indicator);
+          if (!server) throw new errors.InvalidTarget('unknown resource server');
           let scopes = server.scopes;
-          if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials') {
-            const allowed = new Set(await clientApiScopes(db, client.clientId));
+          if (machine) {
+            const allowed = new Set(server.apiScopes);
             scopes = scopes.filter((s) => allowed.has(s));
             if (!scopes.length) throw new errors.InvalidTarget('client is not allowed any scope of this resource server');
           }

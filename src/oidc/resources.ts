@@ -2,7 +2,7 @@
 // indicator (RFC 8707); the access token then carries it as `aud` and only that API's scopes, and the API
 // verifies it offline against the provider's JWKS.
 import { z } from 'zod';
-import { affectedRows, type Db } from '../db/index.js';
+import { affectedRows, type Db, fastQuery } from '../db/index.js';
 import { DomainError, isUniqueViolation } from '../errors.js';
 import { validateServerUri, type ClientRules } from './clients.js';
 import { MAX_SIGNED_TOKEN_LIFETIME } from './keys.js';
@@ -56,7 +56,31 @@ export async function createResourceServer(db: Db, input: CreateResourceServerIn
 }
 
 export async function findResourceServer(db: Db, identifier: string): Promise<ResourceServer | undefined> {
-  return db<ResourceServer>('resource_servers').where({ identifier }).first();
+  const [server] = await fastQuery<ResourceServer>(
+    db,
+    'resource_servers_find',
+    'SELECT identifier, name, scopes, access_token_ttl, created_at FROM resource_servers WHERE identifier = $1',
+    [identifier],
+  );
+  return server;
+}
+
+/**
+ * A resource server and the API scopes an operator registered on a (machine) client, in one query: what
+ * every client_credentials grant with a resource indicator needs. `apiScopes` is empty for an unknown client.
+ */
+export async function findResourceServerForClient(db: Db, identifier: string, clientId: string): Promise<(ResourceServer & { apiScopes: string[] }) | undefined> {
+  const [row] = await fastQuery<ResourceServer & { api_scopes: string[] | null }>(
+    db,
+    'resource_servers_find_for_client',
+    `SELECT rs.identifier, rs.name, rs.scopes, rs.access_token_ttl, rs.created_at, c.api_scopes
+     FROM resource_servers rs LEFT JOIN oidc_clients c ON c.client_id = $2
+     WHERE rs.identifier = $1`,
+    [identifier, clientId],
+  );
+  if (!row) return undefined;
+  const { api_scopes: apiScopes, ...server } = row;
+  return { ...server, apiScopes: apiScopes ?? [] };
 }
 
 export async function listResourceServers(db: Db): Promise<ResourceServer[]> {

@@ -1,5 +1,5 @@
 // The audit log: every security-relevant event with time, IP and user agent (DESIGN §6).
-import type { Db } from '../db/index.js';
+import { type Db, fastQuery } from '../db/index.js';
 
 export interface RequestInfo {
   ip?: string | undefined;
@@ -14,14 +14,14 @@ export interface AuditEvent extends RequestInfo {
 }
 
 export async function audit(db: Db, event: AuditEvent): Promise<void> {
-  await db('audit_events').insert({
-    type: event.type,
-    user_id: event.userId ?? null,
-    customer_id: event.customerId ?? null,
-    ip: event.ip ?? null,
-    user_agent: event.userAgent?.slice(0, 512) ?? null,
-    details: JSON.stringify(event.details ?? {}),
-  });
+  await fastQuery(db, 'audit_insert', 'INSERT INTO audit_events (type, user_id, customer_id, ip, user_agent, details) VALUES ($1, $2, $3, $4, $5, $6)', [
+    event.type,
+    event.userId ?? null,
+    event.customerId ?? null,
+    event.ip ?? null,
+    event.userAgent?.slice(0, 512) ?? null,
+    JSON.stringify(event.details ?? {}),
+  ]);
 }
 
 export interface AuditRow {

@@ -1,11 +1,12 @@
 // Encryption of secrets at rest (AES-256-GCM) and keyed hashes of codes and tokens (HMAC-SHA256).
 // Purpose-specific subkeys are derived from DATA_ENCRYPTION_KEY with HKDF, so one key never serves two uses.
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, type KeyObject, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 
 export class Secrets {
-  private readonly encryptionKey: Buffer;
-  private readonly hashKey: Buffer;
-  private readonly csrfKey: Buffer;
+  // KeyObjects, made once: passing a Buffer makes node:crypto build a new key object on every call.
+  private readonly encryptionKey: KeyObject;
+  private readonly hashKey: KeyObject;
+  private readonly csrfKey: KeyObject;
 
   constructor(masterKey: Buffer) {
     this.encryptionKey = derive(masterKey, 'idp/encryption/v1');
@@ -41,8 +42,8 @@ export class Secrets {
   }
 }
 
-function derive(master: Buffer, info: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), info, 32));
+function derive(master: Buffer, info: string): KeyObject {
+  return createSecretKey(Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), info, 32)));
 }
 
 export function safeEqual(a: string, b: string): boolean {

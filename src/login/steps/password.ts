@@ -91,6 +91,7 @@ export const passwordStep: LoginStep = {
       trusted ? undefined : passwordPerAccount.refund(accountKey),
     ]);
     flow.user_id = user.id;
+    input.user = user;
     flow.state.amr = [...new Set([...flow.state.amr, 'pwd'])];
     return true;
   },
