@@ -10,6 +10,7 @@ import * as userTokens from './20261123000500_user_tokens.js';
 import * as consoleTables from './20261123000700_console.js';
 import * as totpBypass from './20261123000800_totp_bypass.js';
 import * as locale from './20261123000900_locale.js';
+import * as clientChangeNotify from './20261123001000_client_change_notify.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123000000_initial': initial,
@@ -21,4 +22,5 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261123000700_console': consoleTables,
   '20261123000800_totp_bypass': totpBypass,
   '20261123000900_locale': locale,
+  '20261123001000_client_change_notify': clientChangeNotify,
 };

@@ -25,6 +25,7 @@ import { loginRoutes } from './login/routes.js';
 import { selfServiceRoutes } from './login/self-service.js';
 import { deviceCredentialApi, ensureDeviceApi } from './api/device-credentials.js';
 import { deleteExpiredPayloads } from './oidc/adapter.js';
+import { listenForClientChanges } from './oidc/client-cache.js';
 import { expireBypasses } from './accounts/two-factor.js';
 import { deleteExpiredKeys } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
@@ -237,6 +238,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const log = options.log ?? createLogger(config.logLevel);
   const db = options.db ?? createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, log });
   await migrateLatest(db);
+  const clientChanges = await listenForClientChanges(db, log);
 
   // Bind first, so an ephemeral port can go into the issuer; Koa composes at callback() time.
   let handler: http.RequestListener = (_req, res) => {
@@ -253,6 +255,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     app = await buildApp(services);
   } catch (error) {
     server.close();
+    await clientChanges.stop();
     if (!options.db) await db.destroy();
     throw error;
   }
@@ -308,6 +311,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       await closed;
     }
     clearInterval(idle);
+    await clientChanges.stop();
     if (!options.db) await db.destroy();
     log.info('stopped');
   }

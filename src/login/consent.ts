@@ -92,7 +92,7 @@ async function grantAndFinish(services: Services, provider: Provider, ctx: Conte
 export async function showConsent(services: Services, provider: Provider, ctx: Context, details: Details, error?: { status: number; message: string }): Promise<void> {
   const clientId = String(details.params.client_id);
   if (!details.session?.accountId) ctx.throw(400, 'no signed-in user');
-  if (await isFirstPartyClient(services.db, clientId)) return grantAndFinish(services, provider, ctx, details, false);
+  if (await isFirstPartyClient(services.db, services.secrets, clientId)) return grantAndFinish(services, provider, ctx, details, false);
 
   const t = translator(pageLocale(ctx));
   const [client, user] = await Promise.all([provider.Client.find(clientId), findUserById(services.db, details.session.accountId)]);
@@ -150,7 +150,7 @@ export function consentRoutes(services: Services, provider: Provider): Router {
     if (decision !== 'allow') {
       return showConsent(services, provider, ctx, details, { status: 400, message: translator(pageLocale(ctx))('consent.error.choose') });
     }
-    const firstParty = await isFirstPartyClient(services.db, clientId);
+    const firstParty = await isFirstPartyClient(services.db, services.secrets, clientId);
     await grantAndFinish(services, provider, ctx, details, !firstParty);
   });
 

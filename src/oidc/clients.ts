@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { affectedRows, type Db, fastQuery } from '../db/index.js';
 import { DomainError } from '../errors.js';
 import { randomToken, type Secrets } from '../security/crypto.js';
+import { clientCacheFor } from './client-cache.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string; client_secret?: string };
 export type ClientKind = 'web' | 'public' | 'machine';
@@ -328,22 +329,42 @@ export async function saveClientMetadata(
     .insert({ ...row, first_party: Boolean(options.firstParty), registered_via: options.via ?? 'cli', api_scopes: JSON.stringify(options.apiScopes ?? []) })
     .onConflict('client_id')
     .merge(['metadata', 'secret_encrypted', 'updated_at']);
+  // The trigger's notification follows; this instance need not wait for it (a rotated secret, at once).
+  clientCacheFor(db)?.changed(metadata.client_id);
+}
+
+/** What oidc-provider and the sign-in need of a client row on (nearly) every request. */
+interface ClientEssentials {
+  metadata: ClientMetadata;
+  firstParty: boolean;
+}
+
+function loadClientEssentials(db: Db, secrets: Secrets, clientId: string): Promise<ClientEssentials | undefined> {
+  // Read on every oidc-provider request that names a client: from memory while client changes are heard
+  // (client-cache.ts), otherwise a prepared statement.
+  const load = async () => {
+    const [row] = await fastQuery<{ metadata: ClientMetadata; secret_encrypted: string | null; first_party: boolean }>(
+      db,
+      'oidc_clients_find',
+      'SELECT metadata, secret_encrypted, first_party FROM oidc_clients WHERE client_id = $1',
+      [clientId],
+    );
+    if (!row) return undefined;
+    const metadata = {
+      ...row.metadata,
+      client_id: clientId,
+      ...(row.secret_encrypted ? { client_secret: secrets.decrypt(row.secret_encrypted, `client:${clientId}`) } : {}),
+    };
+    return { metadata, firstParty: Boolean(row.first_party) };
+  };
+  const cache = clientCacheFor<ClientEssentials>(db);
+  return cache ? cache.get(clientId, load) : load();
 }
 
 export async function findClientMetadata(db: Db, secrets: Secrets, clientId: string): Promise<ClientMetadata | undefined> {
-  // Read on every oidc-provider request that names a client: a prepared statement.
-  const [row] = await fastQuery<{ metadata: ClientMetadata; secret_encrypted: string | null }>(
-    db,
-    'oidc_clients_find',
-    'SELECT metadata, secret_encrypted FROM oidc_clients WHERE client_id = $1',
-    [clientId],
-  );
-  if (!row) return undefined;
-  return {
-    ...row.metadata,
-    client_id: clientId,
-    ...(row.secret_encrypted ? { client_secret: secrets.decrypt(row.secret_encrypted, `client:${clientId}`) } : {}),
-  };
+  const found = await loadClientEssentials(db, secrets, clientId);
+  // A copy: callers (oidc-provider among them) may change what they get.
+  return found && { ...found.metadata };
 }
 
 /** The account console: the one client defined in code (see console/session.ts). */
@@ -351,10 +372,9 @@ export const CONSOLE_CLIENT_ID = 'account-console';
 /** Clients defined in code are first party; the rest say so in their row. */
 const BUILT_IN_FIRST_PARTY = new Set([CONSOLE_CLIENT_ID]);
 
-export async function isFirstPartyClient(db: Db, clientId: string): Promise<boolean> {
+export async function isFirstPartyClient(db: Db, secrets: Secrets, clientId: string): Promise<boolean> {
   if (BUILT_IN_FIRST_PARTY.has(clientId)) return true;
-  const [row] = await fastQuery<{ first_party: boolean }>(db, 'oidc_clients_first_party', 'SELECT first_party FROM oidc_clients WHERE client_id = $1', [clientId]);
-  return Boolean(row?.first_party);
+  return Boolean((await loadClientEssentials(db, secrets, clientId))?.firstParty);
 }
 
 interface ClientRow {
@@ -434,12 +454,14 @@ export async function rotateClientSecret(db: Db, secrets: Secrets, clientId: str
 }
 
 export async function deleteClientRow(db: Db, clientId: string): Promise<boolean> {
-  return db.transaction(async (trx) => {
+  const deleted = await db.transaction(async (trx) => {
     const deleted = affectedRows(await trx('oidc_clients').where({ client_id: clientId }).delete());
     // Codes, tokens and grants issued to the client go with it.
     await trx('oidc_payloads').whereRaw("payload->>'clientId' = ?", [clientId]).delete();
     return deleted > 0;
   });
+  clientCacheFor(db)?.changed(clientId);
+  return deleted;
 }
 
 export async function deleteClient(db: Db, clientId: string): Promise<void> {

@@ -137,7 +137,7 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
         if (grant) return grant;
       }
       const accountId = ctx.oidc.account!.accountId;
-      if (await isFirstPartyClient(db, clientId)) {
+      if (await isFirstPartyClient(db, secrets, clientId)) {
         const grant = new ctx.oidc.provider.Grant({ accountId, clientId });
         grantAllRequested(ctx, grant);
         await grant.save();
