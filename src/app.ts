@@ -149,7 +149,7 @@ export async function buildApp(services: Services): Promise<App> {
   // Behind a proxy, the client IP is the last X-Forwarded-For entry: the one our proxy appended.
   // Entries before it come from the client and could be forged to dodge the per-IP limits.
   const koa = new Koa({ proxy: services.config.trustProxy, maxIpsCount: 1 });
-  koa.keys = services.config.cookieKeys;
+  koa.keys = services.cookieKeys as unknown as Koa['keys'];
   koa.silent = true; // errors are logged by errorHandler
   koa.on('error', (err: { status?: number; expose?: boolean }) => {
     if (err.expose || (err.status && err.status < 500)) services.log.debug({ err }, 'request error');

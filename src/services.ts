@@ -1,4 +1,5 @@
 // The long-lived objects a request needs, built once at start-up and handed to routes and commands.
+import { CookieKeys } from './http/cookie-keys.js';
 import { PasswordHasher } from './accounts/passwords.js';
 import type Provider from 'oidc-provider';
 import type { Config } from './config.js';
@@ -15,6 +16,8 @@ export interface Services {
   db: Db;
   log: Logger;
   secrets: Secrets;
+  /** Signs and checks cookies (Koa's and oidc-provider's) with COOKIE_KEYS. */
+  cookieKeys: CookieKeys;
   hasher: PasswordHasher;
   metrics: Metrics;
   limits: {
@@ -73,6 +76,7 @@ export function createServices(config: Config, db: Db, log: Logger, metrics = ne
     db,
     log,
     secrets: new Secrets(config.dataEncryptionKey),
+    cookieKeys: new CookieKeys(config.cookieKeys),
     hasher: new PasswordHasher(config.argon2, metrics),
     metrics,
     limits: {

@@ -2,7 +2,7 @@
 // ten single-use recovery codes handed out at activation. Secrets are encrypted at rest; recovery codes
 // are stored as keyed hashes.
 import { generateSecret, generateURI, verify } from 'otplib';
-import type { Db } from '../db/index.js';
+import { type Db, fastQuery } from '../db/index.js';
 import { DomainError } from '../errors.js';
 import { randomToken, type Secrets } from '../security/crypto.js';
 
@@ -56,6 +56,33 @@ export async function totpStatus(db: Db, userId: string): Promise<TotpStatus> {
     activatedAt: row?.activated_at ?? null,
     recoveryCodesLeft: Number(left?.n ?? 0),
     suspendedUntil: row && isSuspended(row) ? row.suspended_until : null,
+  };
+}
+
+/** What the sign-in needs to know of the user's authenticator app, read in one statement. */
+export interface TotpAtSignIn {
+  active: boolean;
+  deviceName: string | null;
+  /** A temporary bypass in force until then. */
+  suspendedUntil: Date | null;
+  /** A bypass whose time is up and that must be ended (expireBypasses) before the sign-in goes on. */
+  bypassExpired: boolean;
+}
+
+export async function totpAtSignIn(db: Db, userId: string): Promise<TotpAtSignIn> {
+  const [row] = await fastQuery<Pick<TotpRow, 'device_name' | 'suspended_until'>>(
+    db,
+    'totp_at_sign_in',
+    "SELECT device_name, suspended_until FROM totp_credentials WHERE user_id = $1 AND status = 'active'",
+    [userId],
+  );
+  if (!row) return { active: false, deviceName: null, suspendedUntil: null, bypassExpired: false };
+  const suspended = isSuspended(row);
+  return {
+    active: true,
+    deviceName: row.device_name ?? null,
+    suspendedUntil: suspended ? row.suspended_until : null,
+    bypassExpired: Boolean(row.suspended_until) && !suspended,
   };
 }
 

@@ -1,6 +1,7 @@
 // A sign-in in progress: one record per oidc-provider interaction, in the database so the next step can
 // run on another instance. It records who has been identified and which factors were passed.
 import { type Db, fastQuery } from '../db/index.js';
+import { type AuditEvent, auditWith } from '../security/audit.js';
 
 export interface FlowState {
   /** Methods passed so far, as RFC 8176 amr values (pwd, mca, otp, fed, …). */
@@ -58,7 +59,12 @@ export async function saveFlow(db: Db, flow: LoginFlow): Promise<void> {
   await db('login_flows').where({ id: flow.id }).update({ user_id: flow.user_id, state: JSON.stringify(flow.state) });
 }
 
+/** The flow and the email codes sent for it (one statement). */
 export async function deleteFlow(db: Db, interactionUid: string): Promise<void> {
-  await db('login_flows').where({ id: interactionUid }).delete();
-  await db('email_codes').where({ flow_id: interactionUid }).delete();
+  await fastQuery(db, 'login_flows_delete', 'WITH codes AS (DELETE FROM email_codes WHERE flow_id = $1) DELETE FROM login_flows WHERE id = $1', [interactionUid]);
+}
+
+/** A finished sign-in: its audit event is written and its flow and email codes deleted, all or nothing. */
+export async function endFlow(db: Db, interactionUid: string, event: AuditEvent): Promise<void> {
+  await auditWith(db, 'login_flows_end', event, ['codes AS (DELETE FROM email_codes WHERE flow_id = $7)', 'flow AS (DELETE FROM login_flows WHERE id = $7)'], [interactionUid]);
 }

@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { acceptInvitation } from '../accounts/lifecycle.js';
-import { totpStatus } from '../accounts/totp.js';
+import { totpAtSignIn } from '../accounts/totp.js';
 import { expireBypasses } from '../accounts/two-factor.js';
 import { useTrustedDevice } from '../accounts/trusted-devices.js';
 import { findUserById, type UserWithCustomer } from '../accounts/users.js';
@@ -15,7 +15,7 @@ import { ACR } from '../oidc/provider.js';
 import type { Services } from '../services.js';
 import { audit } from '../security/audit.js';
 import { showConsent } from './consent.js';
-import { deleteFlow, loadFlow, saveFlow, type LoginFlow } from './flow.js';
+import { deleteFlow, endFlow, loadFlow, saveFlow, type LoginFlow } from './flow.js';
 import { registerGoogleRoutes } from './google.js';
 import { GoogleUpstream } from './google-upstream.js';
 import { nextStep, type StepName } from './policy.js';
@@ -137,8 +137,12 @@ export function loginRoutes(services: Services, provider: Provider): Router {
     if (!flow.user_id || flow.state.factorsEvaluated) return;
     flow.state.factorsEvaluated = true;
     if (flow.state.invitation) return; // an invitation always confirms the address with an email code
-    await expireBypasses(services, flow.user_id);
-    const totp = await totpStatus(services.db, flow.user_id);
+    let totp = await totpAtSignIn(services.db, flow.user_id);
+    if (totp.bypassExpired) {
+      // The bypass's time is up: end it (audited); the authenticator app is required again.
+      await expireBypasses(services, flow.user_id);
+      totp = await totpAtSignIn(services.db, flow.user_id);
+    }
     if (totp.suspendedUntil) {
       flow.state.totpBypassUntil = totp.suspendedUntil.toISOString();
       await audit(services.db, { type: 'totp.bypass_used', userId: flow.user_id, ip: ctx.ip, userAgent: ctx.get('user-agent') });
@@ -188,19 +192,16 @@ export function loginRoutes(services: Services, provider: Provider): Router {
       },
     };
     // First record the result in the interaction (oidc-provider), then the audit event and the end of
-    // the flow in one transaction, then redirect. Should the database fail in between, repeating the
+    // the flow in one statement, then redirect. Should the database fail in between, repeating the
     // request repeats only what did not happen: no sign-in is lost and none is recorded twice.
     const resumeUrl = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
-    await services.db.transaction(async (trx) => {
-      await audit(trx, {
-        type: 'login.succeeded',
-        userId: user.id,
-        customerId: user.customer_id,
-        ip: ctx.ip,
-        userAgent: ctx.get('user-agent'),
-        details: { amr: result.login.amr, client_id: ctx.state.clientId, trusted_device_id: flow.state.trustedDeviceId },
-      });
-      await deleteFlow(trx, flow.id);
+    await endFlow(services.db, flow.id, {
+      type: 'login.succeeded',
+      userId: user.id,
+      customerId: user.customer_id,
+      ip: ctx.ip,
+      userAgent: ctx.get('user-agent'),
+      details: { amr: result.login.amr, client_id: ctx.state.clientId, trusted_device_id: flow.state.trustedDeviceId },
     });
     services.metrics.signIns.inc({ outcome: 'success', method: result.login.amr.join('+') });
     ctx.status = 303;

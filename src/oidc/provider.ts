@@ -80,7 +80,8 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
     clients: [consoleClientMetadata(config.issuer)],
     jwks: { keys: jwks as NonNullable<Configuration['jwks']>['keys'] },
     cookies: {
-      keys: config.cookieKeys,
+      // keygrip-compatible signatures, cheaper (http/cookie-keys.ts); the same object Koa uses.
+      keys: services.cookieKeys as unknown as NonNullable<Configuration['cookies']>['keys'],
       long: { signed: true, httpOnly: true, sameSite: 'lax' },
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
