@@ -2,10 +2,15 @@
 // like ours where the token endpoint is concerned (RS256 ID tokens, ES256 key present, client_secret_basic,
 // rotating refresh tokens, the same scopes and claims, the same TTLs, introspection, resource indicators
 // with JWT access tokens for one API) but without our storage, Koa wrapper, key holder or account lookups.
+// It also signs people in the least a provider can: one page with a password form (no template, no CSRF
+// token check, no limits, no audit, no second factor, no storage), the password checked with argon2id
+// (the provider's parameters), the grant made at once. The reference for a complete sign-in: what the
+// library and argon2id alone cost on this machine.
 // Run as a child process by bench/run.ts: PORT in the environment; sends over IPC what the load needs
 // (client credentials, one refresh token and one access token per load worker, minted in-process) and waits for SIGTERM.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import argon2 from 'argon2';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { errors, type Configuration } from 'oidc-provider';
 
@@ -14,6 +19,9 @@ const API = 'https://api.bench.invalid';
 const WEB = { client_id: 'bench-web', client_secret: 'bench-web-secret-0123456789abcdefghijklmnop' };
 const MACHINE = { client_id: 'bench-machine', client_secret: 'bench-machine-secret-0123456789abcdefghijkl' };
 const REDIRECT_URI = 'https://app.bench.invalid/cb';
+
+const argon2Params = JSON.parse(process.env.BENCH_ARGON2_PARAMS ?? '{}') as { memoryCost?: number; timeCost?: number; parallelism?: number };
+const passwordHash = await argon2.hash(process.env.BENCH_PASSWORD ?? 'bench', { type: argon2.argon2id, ...argon2Params });
 
 const rsa = await generateKeyPair('RS256', { extractable: true });
 const ec = await generateKeyPair('ES256', { extractable: true });
@@ -78,11 +86,52 @@ const configuration: Configuration = {
     Session: 14 * 24 * 60 * 60,
     Grant: 14 * 24 * 60 * 60,
   },
-  findAccount: async (_ctx, sub) => (sub === user.sub ? { accountId: sub, claims: async () => user } : undefined),
+  // Sign-ins: the account is the address typed; the app is first party (granted what it asks, no consent page).
+  findAccount: async (_ctx, sub) =>
+    sub === user.sub ? { accountId: sub, claims: async () => user } : { accountId: sub, claims: async () => ({ sub, email: sub, email_verified: true }) },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  loadExistingGrant: async (ctx) => {
+    const grantId = ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    const grant = new ctx.oidc.provider.Grant({ accountId: ctx.oidc.account!.accountId, clientId: ctx.oidc.client!.clientId });
+    grant.addOIDCScope(String(ctx.oidc.params!.scope));
+    await grant.save();
+    return grant;
+  },
 };
 
 const provider = new Provider('http://127.0.0.1', configuration);
-const server = http.createServer(provider.callback());
+const oidcHandler = provider.callback();
+
+/** The interaction: GET shows the password form, POST checks the password and finishes the login. */
+async function interaction(req: http.IncomingMessage, res: http.ServerResponse, uid: string, submitted: boolean): Promise<void> {
+  const details = await provider.interactionDetails(req, res);
+  if (details.uid !== uid) throw new Error('interaction mismatch');
+  if (!submitted) {
+    res.setHeader('content-type', 'text/html; charset=utf-8');
+    res.end(`<form method="post" action="/interaction/${uid}/password"><input type="hidden" name="_csrf" value="-"><input name="identifier"><input name="password" type="password"></form>`);
+    return;
+  }
+  let body = '';
+  for await (const chunk of req) body += chunk;
+  const form = new URLSearchParams(body);
+  const identifier = form.get('identifier') ?? '';
+  if (!(await argon2.verify(passwordHash, form.get('password') ?? ''))) {
+    res.statusCode = 401;
+    res.end('wrong password');
+    return;
+  }
+  await provider.interactionFinished(req, res, { login: { accountId: identifier } }, { mergeWithLastSubmission: false });
+}
+
+const server = http.createServer((req, res) => {
+  const match = /^\/interaction\/([\w-]+)(\/password)?$/.exec(req.url ?? '');
+  if (!match) return void oidcHandler(req, res);
+  interaction(req, res, match[1]!, req.method === 'POST' && Boolean(match[2])).catch((error: unknown) => {
+    res.statusCode = 500;
+    res.end(String(error));
+  });
+});
 await new Promise<void>((resolve) => server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => resolve()));
 const { port } = server.address() as AddressInfo;
 

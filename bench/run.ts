@@ -6,13 +6,14 @@
 //   2. the hardware limit of those: argon2id verifications per second with the provider's parameters, in
 //      a process of its own, measured in turns with each sign-in phase;
 //   3. refresh_token and client_credentials grants and introspection, in turns with a bare oidc-provider
-//      (in-memory adapter, same configuration where the token endpoint is concerned);
+//      (in-memory adapter, same configuration where the token endpoint is concerned), and password
+//      sign-ins on that bare oidc-provider (argon2id and the library, nothing else: the floor);
 //   4. peak RSS (VmHWM) of each server process, and where the CPU went (/proc).
 // Taking turns in short slices matters on a machine shared with other work: whatever else runs then
 // slows both sides of a ratio alike. All traffic is on 127.0.0.1. Environment knobs (defaults in
 // brackets): BENCH_CONCURRENCY [8], BENCH_SECONDS per sign-in phase [10], BENCH_TOKEN_SECONDS per token
-// operation and server [6], BENCH_SKIP=postgres,pglite,bare,tokens,pglite-tokens, BENCH_JSON=file (results
-// as JSON), BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// operation and server [6], BENCH_SKIP=postgres,pglite,bare,bare-signin,tokens,pglite-tokens,
+// BENCH_JSON=file (results as JSON), BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -268,7 +269,15 @@ async function startBare(): Promise<{ child: ChildProcess; info: BareInfo; stop(
     cwd: ROOT,
     execArgv: [...SERVER_NODE_ARGS, '--import', 'tsx'],
     // The same thread pool as the provider gets from src/threadpool.mjs (RSA signatures run there).
-    env: { ...process.env, PORT: String(port), NODE_ENV: 'production', BENCH_CHAINS: String(CONCURRENCY), UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(os.availableParallelism()) },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      NODE_ENV: 'production',
+      BENCH_CHAINS: String(CONCURRENCY),
+      BENCH_ARGON2_PARAMS: JSON.stringify(argon2Params),
+      BENCH_PASSWORD: PASSWORD,
+      UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(os.availableParallelism()),
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const info = await new Promise<BareInfo>((resolve, reject) => {
@@ -453,7 +462,14 @@ const TOKEN_OPS = [
   ['introspection', 'introspection (opaque access token)'],
 ] as const;
 
-function report(m: Machine, argon2: { info: Argon2Worker['info']; start: Argon2Measure; overall: Argon2Limit } | undefined, providers: ProviderResults[], bareRssMiB: number | undefined, notes: string[]): string {
+function report(
+  m: Machine,
+  argon2: { info: Argon2Worker['info']; start: Argon2Measure; overall: Argon2Limit } | undefined,
+  providers: ProviderResults[],
+  bareSignIn: { result: PhaseResult; limit: Argon2Limit } | undefined,
+  bareRssMiB: number | undefined,
+  notes: string[],
+): string {
   const lines: string[] = [];
   lines.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB.toFixed(0)} GiB; Node ${m.node}; Linux ${m.kernel}`);
   if (argon2) {
@@ -471,17 +487,17 @@ function report(m: Machine, argon2: { info: Argon2Worker['info']; start: Argon2M
   lines.push('');
   lines.push('| Complete sign-ins | database | sign-ins/s | argon2 limit /s (same turns) | ÷ argon2 limit | p50 / p95 / p99 ms | server CPU ms per sign-in | argon2 share of it |');
   lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const signInRow = (r: PhaseResult, database: string, limit: Argon2Limit) => {
+    const perOp = cpuPerOp(r);
+    lines.push(
+      `| ${r.name} | ${database} | ${rate(r)} | ${f1(limit.perSecond)} | ${pct(r.perSecond / limit.perSecond)} | ${lat(r)} | ${f1(perOp)} | ${pct(perOp ? limit.cpuMs / perOp : undefined)} |`,
+    );
+  };
   for (const p of providers) {
-    for (const [r, limit] of [
-      [p.repeatSignIn, p.repeatSignInLimit],
-      [p.firstSignIn, p.firstSignInLimit],
-    ] as const) {
-      const perOp = cpuPerOp(r);
-      lines.push(
-        `| ${r.name} | ${p.database} | ${rate(r)} | ${f1(limit.perSecond)} | ${pct(r.perSecond / limit.perSecond)} | ${lat(r)} | ${f1(perOp)} | ${pct(perOp ? limit.cpuMs / perOp : undefined)} |`,
-      );
-    }
+    signInRow(p.repeatSignIn, p.database, p.repeatSignInLimit);
+    signInRow(p.firstSignIn, p.database, p.firstSignInLimit);
   }
+  if (bareSignIn) signInRow(bareSignIn.result, 'memory', bareSignIn.limit);
   const withTokens = providers.filter((p) => p.tokens);
   if (withTokens.length) {
     lines.push('');
@@ -504,6 +520,7 @@ function report(m: Machine, argon2: { info: Argon2Worker['info']; start: Argon2M
     for (const r of [p.repeatSignIn, p.firstSignIn, ...(p.tokens ? Object.values(p.tokens) : [])]) lines.push(`| ${r.name}, ${p.database} | ${cpu(r)} |`);
     for (const r of p.bareTokens ? Object.values(p.bareTokens) : []) lines.push(`| ${r.name}, bare (with ${p.database}) | ${cpu(r)} |`);
   }
+  if (bareSignIn) lines.push(`| ${bareSignIn.result.name} | ${cpu(bareSignIn.result)} |`);
   lines.push('');
   lines.push('| Peak RSS (VmHWM) | MiB |');
   lines.push('| --- | ---: |');
@@ -537,6 +554,7 @@ async function main(): Promise<void> {
   });
   const providers: ProviderResults[] = [];
   let bareRssMiB: number | undefined;
+  let bareSignIn: { result: PhaseResult; limit: Argon2Limit } | undefined;
   let argon2: Argon2Worker | undefined;
   let argon2Report: Parameters<typeof report>[1];
   try {
@@ -546,11 +564,26 @@ async function main(): Promise<void> {
 
     // The bare oidc-provider runs throughout; its token endpoint takes turns with ours.
     let bareTarget: TokenTarget | undefined;
-    if (!SKIP.has('bare') && !SKIP.has('tokens')) {
+    if (!SKIP.has('bare') && !(SKIP.has('tokens') && SKIP.has('bare-signin'))) {
       bare = await startBare();
       const { info } = bare;
-      bareTarget = { pid: bare.child.pid!, dbPids: undefined, base: info.url, creds: info, chains: [...info.refreshTokens], current: [...info.accessTokens] };
+      if (!SKIP.has('tokens')) bareTarget = { pid: bare.child.pid!, dbPids: undefined, base: info.url, creds: info, chains: [...info.refreshTokens], current: [...info.accessTokens] };
       log(`bare oidc-provider (in-memory adapter) up at ${info.url} (pid ${bare.child.pid})`);
+    }
+
+    // The least a password sign-in can cost here: the bare library plus argon2id (bench/bare-provider.ts).
+    if (bare && !SKIP.has('bare-signin')) {
+      const { info } = bare;
+      let n = 0;
+      log(`bare oidc-provider: password sign-ins (${CONCURRENCY} users at a time, ${SECONDS} s)`);
+      bareSignIn = await signInPhase(
+        'password sign-in, bare oidc-provider',
+        { concurrency: CONCURRENCY, seconds: SECONDS, warmupSeconds: 1, pid: bare.child.pid!, dbPids: undefined },
+        async () => {
+          await signIn(info.url, info.web, { email: `u${n++}@bench.example.com`, password: PASSWORD }, { mailbox, scope: 'openid email profile' });
+        },
+        argon2,
+      );
     }
 
     if (!SKIP.has('postgres')) {
@@ -601,7 +634,8 @@ async function main(): Promise<void> {
       if (r.errors) notes.push(`${who}, ${r.name}: ${r.errors} errors, e.g. ${r.firstErrors.join(' | ')}`);
     }
   }
-  const table = report(m, argon2Report, providers, bareRssMiB, notes);
+  if (bareSignIn?.result.errors) notes.push(`bare, ${bareSignIn.result.name}: ${bareSignIn.result.errors} errors, e.g. ${bareSignIn.result.firstErrors.join(' | ')}`);
+  const table = report(m, argon2Report, providers, bareSignIn, bareRssMiB, notes);
   process.stdout.write(`\n${table}\n\nCommand: npm run bench (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
   if (process.env.BENCH_JSON) {
     writeFileSync(process.env.BENCH_JSON, JSON.stringify({ machine: m, argon2: { params: argon2Params, ...argon2Report }, concurrency: CONCURRENCY, providers, bareRssMiB, notes, table }, null, 2));
