@@ -238,7 +238,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const log = options.log ?? createLogger(config.logLevel);
   const db = options.db ?? createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, log });
   await migrateLatest(db);
-  const clientChanges = await listenForClientChanges(db, log);
+  const clientChanges = config.clientCache === false ? { stop: async () => undefined } : await listenForClientChanges(db, log);
 
   // Bind first, so an ephemeral port can go into the issuer; Koa composes at callback() time.
   let handler: http.RequestListener = (_req, res) => {

@@ -39,6 +39,11 @@ export interface Config {
   metricsToken?: string | undefined;
   /** Serves GET /metrics without a token on this separate port (bound to HOST); unset = no metrics listener. */
   metricsPort?: number | undefined;
+  /**
+   * Keep registered clients in memory, dropped on every change through PostgreSQL's LISTEN/NOTIFY
+   * (default on). Turn off where notifications do not reach the instances (PgBouncer in transaction mode).
+   */
+  clientCache?: boolean | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -79,6 +84,10 @@ const envSchema = z.object({
   OPS_TOKEN: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   METRICS_TOKEN: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   METRICS_PORT: optionalString.pipe(z.string().regex(/^\d{1,5}$/, 'must be a port number').transform(Number).pipe(z.number().int().min(1).max(65535)).optional()),
+  CLIENT_CACHE: z
+    .enum(['', '0', '1', 'true', 'false', 'yes', 'no', 'on', 'off'])
+    .optional()
+    .transform((v) => !(v === '0' || v === 'false' || v === 'no' || v === 'off')),
 });
 
 interface DevSecrets {
@@ -187,5 +196,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     opsToken: e.OPS_TOKEN,
     metricsToken: e.METRICS_TOKEN,
     metricsPort: e.METRICS_PORT,
+    clientCache: e.CLIENT_CACHE,
   };
 }

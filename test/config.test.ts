@@ -19,6 +19,13 @@ describe('configuration', () => {
     expect(JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8'))).to.have.keys('cookieKeys', 'dataEncryptionKey');
   });
 
+  it('keeps clients in memory unless CLIENT_CACHE turns it off', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'idp-config-'));
+    expect(loadConfig({ DATA_DIR: dir }).clientCache).to.equal(true);
+    expect(loadConfig({ DATA_DIR: dir, CLIENT_CACHE: 'on' }).clientCache).to.equal(true);
+    for (const off of ['off', 'false', '0', 'no']) expect(loadConfig({ DATA_DIR: dir, CLIENT_CACHE: off }).clientCache).to.equal(false);
+  });
+
   it('refuses to start in production without secrets and issuer', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(ConfigError, /COOKIE_KEYS, DATA_ENCRYPTION_KEY, ISSUER/);
   });
@@ -55,6 +62,7 @@ describe('configuration', () => {
     ['a short encryption key', { DATA_ENCRYPTION_KEY: 'abcd', COOKIE_KEYS: 'x'.repeat(20) }, /32 bytes/],
     ['half a Google configuration', { GOOGLE_CLIENT_ID: 'id' }, /GOOGLE_CLIENT_SECRET/],
     ['a plain-http Google issuer that is not on this machine', { GOOGLE_ISSUER: 'http://accounts.example.com' }, /GOOGLE_ISSUER must be an https/],
+    ['a CLIENT_CACHE that is neither on nor off', { CLIENT_CACHE: 'maybe' }, /CLIENT_CACHE/],
   ] as const) {
     it(`refuses ${name}`, () => {
       const dir = mkdtempSync(path.join(tmpdir(), 'idp-config-'));
