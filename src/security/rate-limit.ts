@@ -2,7 +2,7 @@
 // rate-limiter-flexible does the counting; a small shim lets it run its SQL through knex (pg or PGlite).
 import { createHash } from 'node:crypto';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
-import type { Db } from '../db/index.js';
+import { type Db, fastExecute } from '../db/index.js';
 
 export interface LimitRule {
   /** Failures allowed in the window. */
@@ -29,16 +29,23 @@ export function ignoreThrottled(error: unknown): void {
   if (!(error instanceof Throttled)) throw error;
 }
 
-/** rate-limiter-flexible speaks node-postgres' `query({text, values})`; translate `$n` to knex bindings. */
+/**
+ * rate-limiter-flexible speaks node-postgres' `query({name, text, values})`: run it as a prepared statement
+ * (fastQuery) on the knex pool, pg or PGlite. Every sign-in counts its attempts, so this is a hot path.
+ */
 function knexQueryShim(db: Db) {
+  const names = new Map<string, string>();
+  // One prepared-statement name per text (the library reuses names across texts it builds differently).
+  const nameOf = (text: string) => {
+    let name = names.get(text);
+    if (!name) names.set(text, (name = `rl_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`));
+    return name;
+  };
   return {
     async query(q: { text: string; values?: unknown[] }) {
-      const bindings: Record<string, unknown> = {};
-      (q.values ?? []).forEach((v, i) => (bindings[`p${i + 1}`] = v));
-      const sql = q.text.replace(/\$(\d+)/g, (_m, n: string) => `:p${n}`);
-      const result = (await db.raw(sql, bindings)) as { rows: unknown[]; rowCount?: number; affectedRows?: number };
       // PGlite reports rowCount 0 for SELECT; node-postgres counts rows. Count returned rows first.
-      return { rows: result.rows, rowCount: result.rows.length || result.rowCount || result.affectedRows || 0 };
+      const { rows, rowCount } = await fastExecute(db, nameOf(q.text), q.text, q.values ?? []);
+      return { rows, rowCount: rows.length || rowCount };
     },
   };
 }
