@@ -26,6 +26,8 @@ import { selfServiceRoutes } from './login/self-service.js';
 import { deviceCredentialApi, ensureDeviceApi } from './api/device-credentials.js';
 import { deleteExpiredPayloads } from './oidc/adapter.js';
 import { listenForClientChanges } from './oidc/client-cache.js';
+import { rekeyLegacyPayloads } from './oidc/payload-ids.js';
+import { Secrets } from './security/crypto.js';
 import { expireBypasses } from './accounts/two-factor.js';
 import { deleteExpiredKeys } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
@@ -238,6 +240,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const log = options.log ?? createLogger(config.logLevel);
   const db = options.db ?? createDb({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, log });
   await migrateLatest(db);
+  const secrets = new Secrets(config.dataEncryptionKey);
+  const rekeyed = await rekeyLegacyPayloads(db, secrets);
+  if (rekeyed) log.info({ rows: rekeyed }, 'stored token, code and session ids of an earlier version as keyed hashes');
   const clientChanges = config.clientCache === false ? { stop: async () => undefined } : await listenForClientChanges(db, log);
 
   // Bind first, so an ephemeral port can go into the issuer; Koa composes at callback() time.

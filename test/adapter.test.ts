@@ -1,7 +1,10 @@
 import { expect } from 'chai';
 import type { AdapterPayload } from 'oidc-provider';
 import { ClientAdapter, deleteExpiredPayloads, KnexAdapter } from '../src/oidc/adapter.js';
+import { storedId } from '../src/oidc/payload-ids.js';
 import { resetData, testEnv } from './support/env.js';
+
+const secrets = () => testEnv().server.app.services.secrets;
 
 // Every model oidc-provider 9 stores through the adapter (besides Client, tested below).
 const MODELS = [
@@ -25,7 +28,7 @@ describe('knex adapter contract', () => {
 
   for (const model of MODELS) {
     describe(model, () => {
-      const adapter = () => new KnexAdapter(testEnv().db, model);
+      const adapter = () => new KnexAdapter(testEnv().db, secrets(), model);
 
       it('upserts, finds, updates, consumes and destroys', async () => {
         const a = adapter();
@@ -45,14 +48,14 @@ describe('knex adapter contract', () => {
         const a = adapter();
         expect(await a.find('missing')).to.equal(undefined);
         await a.upsert('shared-id', { kind: model }, 60);
-        const other = new KnexAdapter(testEnv().db, model === 'Session' ? 'Grant' : 'Session');
+        const other = new KnexAdapter(testEnv().db, secrets(), model === 'Session' ? 'Grant' : 'Session');
         expect(await other.find('shared-id')).to.equal(undefined);
       });
 
       it('stops returning a record once it has expired (after the clock tolerance)', async () => {
         const a = adapter();
         await a.upsert('old', { kind: model }, 1);
-        await testEnv().db('oidc_payloads').where({ model, id: 'old' }).update({ expires_at: new Date(Date.now() - 20_000) });
+        await testEnv().db('oidc_payloads').where({ model, id: storedId(secrets(), model, 'old') }).update({ expires_at: new Date(Date.now() - 20_000) });
         expect(await a.find('old')).to.equal(undefined);
         expect(await deleteExpiredPayloads(testEnv().db)).to.equal(1);
       });
@@ -70,22 +73,22 @@ describe('knex adapter contract', () => {
     });
   }
 
-  it('Session: finds by uid', async () => {
-    const a = new KnexAdapter(testEnv().db, 'Session');
-    await a.upsert('sess-1', { kind: 'Session', uid: 'uid-1', accountId: 'acc' }, 60);
-    expect(await a.findByUid('uid-1')).to.include({ accountId: 'acc' });
+  it('Session: finds by uid (with its id, kept encrypted)', async () => {
+    const a = new KnexAdapter(testEnv().db, secrets(), 'Session');
+    await a.upsert('sess-1', { kind: 'Session', jti: 'sess-1', uid: 'uid-1', accountId: 'acc' }, 60);
+    expect(await a.findByUid('uid-1')).to.include({ accountId: 'acc', jti: 'sess-1' });
     expect(await a.findByUid('uid-2')).to.equal(undefined);
   });
 
   it('DeviceCode: finds by user code', async () => {
-    const a = new KnexAdapter(testEnv().db, 'DeviceCode');
+    const a = new KnexAdapter(testEnv().db, secrets(), 'DeviceCode');
     await a.upsert('dc-1', { kind: 'DeviceCode', userCode: 'ABCD-EFGH' }, 60);
     expect(await a.findByUserCode('ABCD-EFGH')).to.include({ kind: 'DeviceCode' });
     expect(await a.findByUserCode('ZZZZ-ZZZZ')).to.equal(undefined);
   });
 
   it('records with no expiry are kept', async () => {
-    const a = new KnexAdapter(testEnv().db, 'ReplayDetection');
+    const a = new KnexAdapter(testEnv().db, secrets(), 'ReplayDetection');
     await a.upsert('forever', { kind: 'ReplayDetection' }, 0);
     expect(await a.find('forever')).to.deep.equal({ kind: 'ReplayDetection' });
   });

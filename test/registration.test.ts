@@ -1,3 +1,4 @@
+import { storedId } from '../src/oidc/payload-ids.js';
 import { expect } from 'chai';
 import { eventually } from './support/eventually.js';
 import * as oidc from 'openid-client';
@@ -53,7 +54,7 @@ describe('dynamic client registration (RFC 7591) and management (RFC 7592)', () 
   it('is refused with a wrong or an expired initial access token', async () => {
     expect((await failure(register(METADATA, 'made-up-token'))).status).to.equal(401);
     const token = await iat(['--expires-in', '60s']);
-    await testEnv().db('oidc_payloads').where({ model: 'InitialAccessToken', id: token }).update({ expires_at: new Date(Date.now() - 60_000) });
+    await testEnv().db('oidc_payloads').where({ model: 'InitialAccessToken', id: storedId(testEnv().server.app.services.secrets, 'InitialAccessToken', token) }).update({ expires_at: new Date(Date.now() - 60_000) });
     const expired = await failure(register(METADATA, token));
     expect(expired.status).to.equal(401);
     expect(expired.error).to.equal('invalid_token');

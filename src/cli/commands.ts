@@ -332,9 +332,9 @@ const COMMANDS: Record<string, Command> = {
 
   'client iat create': {
     options: { 'expires-in': { type: 'string' }, reusable: { type: 'boolean' } },
-    run: async ({ db }, v) => {
+    run: async ({ db, secrets }, v) => {
       const expiresIn = parseDuration(optional(v, 'expires-in') ?? '1d', '--expires-in', { min: 60, max: 30 * 86400 });
-      const token = await createInitialAccessToken(db, { expiresInSeconds: expiresIn, reusable: Boolean(v.reusable) });
+      const token = await createInitialAccessToken(db, secrets, { expiresInSeconds: expiresIn, reusable: Boolean(v.reusable) });
       await audit(db, { type: 'client.iat_created', details: { via: 'cli', expires_at: token.expires_at, single_use: token.single_use } });
       return { exitCode: 0, output: { ...token } };
     },

@@ -5,6 +5,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { affectedRows, type Db, fastQuery } from '../db/index.js';
 import type { Secrets } from '../security/crypto.js';
 import { deleteClientRow, findClientMetadata, saveClientMetadata } from './clients.js';
+import { openPayload, sealPayload, storedId } from './payload-ids.js';
 
 /** oidc-provider's default clock tolerance: records stay readable that much past their expiry. */
 const GRACE_MS = 15_000;
@@ -17,11 +18,16 @@ interface PayloadRow {
 export class KnexAdapter implements Adapter {
   constructor(
     private readonly db: Db,
+    private readonly secrets: Secrets,
     private readonly model: string,
   ) {}
 
   // Every oidc-provider request runs several of these: plain prepared statements (fastQuery), not the
-  // query builder.
+  // query builder. Ids that are bearer secrets are stored as keyed hashes (payload-ids.ts).
+
+  private id(id: string): string {
+    return storedId(this.secrets, this.model, id);
+  }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const expiresAt = expiresIn ? new Date(Date.now() + expiresIn * 1000) : null;
@@ -31,12 +37,20 @@ export class KnexAdapter implements Adapter {
       `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code,
          uid = excluded.uid, expires_at = excluded.expires_at`,
-      [this.model, id, JSON.stringify(payload), payload.grantId ?? null, payload.userCode ?? null, payload.uid ?? null, expiresAt],
+      [
+        this.model,
+        this.id(id),
+        JSON.stringify(sealPayload(this.secrets, this.model, payload)),
+        payload.grantId ?? null,
+        payload.userCode ?? null,
+        payload.uid ?? null,
+        expiresAt,
+      ],
     );
   }
 
   find(id: string): Promise<AdapterPayload | undefined> {
-    return this.findWhere('oidc_payloads_find', 'id', id);
+    return this.findWhere('oidc_payloads_find', 'id', this.id(id));
   }
 
   findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -48,11 +62,11 @@ export class KnexAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    await fastQuery(this.db, 'oidc_payloads_consume', 'UPDATE oidc_payloads SET consumed_at = $1 WHERE model = $2 AND id = $3', [new Date(), this.model, id]);
+    await fastQuery(this.db, 'oidc_payloads_consume', 'UPDATE oidc_payloads SET consumed_at = $1 WHERE model = $2 AND id = $3', [new Date(), this.model, this.id(id)]);
   }
 
   async destroy(id: string): Promise<void> {
-    await fastQuery(this.db, 'oidc_payloads_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, id]);
+    await fastQuery(this.db, 'oidc_payloads_destroy', 'DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, this.id(id)]);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -67,7 +81,8 @@ export class KnexAdapter implements Adapter {
       [this.model, value, new Date(Date.now() - GRACE_MS)],
     );
     if (!row) return undefined;
-    return row.consumed_at ? { ...row.payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : row.payload;
+    const payload = openPayload(this.secrets, this.model, row.payload);
+    return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
   }
 }
 
@@ -102,7 +117,7 @@ export class ClientAdapter implements Adapter {
 }
 
 export function adapterFactory(db: Db, secrets: Secrets): (model: string) => Adapter {
-  return (model) => (model === 'Client' ? new ClientAdapter(db, secrets) : new KnexAdapter(db, model));
+  return (model) => (model === 'Client' ? new ClientAdapter(db, secrets) : new KnexAdapter(db, secrets, model));
 }
 
 /** Deletes rows that expired (plus the grace period); run periodically by the server. */

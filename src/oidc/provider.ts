@@ -211,7 +211,7 @@ export function createProvider(services: Services, jwks: JWK[]): Provider {
             if (!iat) return; // an update (RFC 7592) with the registration access token
             // Check the metadata fully first, so a rejected registration does not use up the token.
             await (ctx.oidc.provider.Client as unknown as { validate(m: unknown): Promise<void> }).validate(metadata);
-            if (!(await consumeInitialAccessToken(db, iat.jti))) throw new errors.InvalidToken('initial access token already used');
+            if (!(await consumeInitialAccessToken(db, secrets, iat.jti))) throw new errors.InvalidToken('initial access token already used');
           },
         },
       },

@@ -4,7 +4,8 @@
 // finds them; the policies named here run on every registration and update (see provider.ts).
 import type { Db } from '../db/index.js';
 import { affectedRows } from '../db/index.js';
-import { randomToken } from '../security/crypto.js';
+import { randomToken, type Secrets } from '../security/crypto.js';
+import { sealPayload, storedId } from './payload-ids.js';
 
 /** Applies our client rules (checkClientMetadata) to registrations and updates. */
 export const REGISTRATION_POLICY = 'idp-client-rules';
@@ -19,7 +20,7 @@ export interface InitialAccessToken {
   single_use: boolean;
 }
 
-export async function createInitialAccessToken(db: Db, options: { expiresInSeconds?: number; reusable?: boolean } = {}): Promise<InitialAccessToken> {
+export async function createInitialAccessToken(db: Db, secrets: Secrets, options: { expiresInSeconds?: number; reusable?: boolean } = {}): Promise<InitialAccessToken> {
   const ttl = options.expiresInSeconds ?? DEFAULT_IAT_TTL;
   const token = randomToken(32);
   const iat = Math.floor(Date.now() / 1000);
@@ -27,15 +28,18 @@ export async function createInitialAccessToken(db: Db, options: { expiresInSecon
   const expiresAt = new Date((iat + ttl) * 1000);
   await db('oidc_payloads').insert({
     model: 'InitialAccessToken',
-    id: token,
-    payload: JSON.stringify({ iat, exp: iat + ttl, jti: token, kind: 'InitialAccessToken', policies }),
+    id: storedId(secrets, 'InitialAccessToken', token),
+    payload: JSON.stringify(sealPayload(secrets, 'InitialAccessToken', { iat, exp: iat + ttl, jti: token, kind: 'InitialAccessToken', policies })),
     expires_at: expiresAt,
   });
   return { initial_access_token: token, expires_at: expiresAt, single_use: !options.reusable };
 }
 
 /** Marks a single-use token used; false when it already was (two registrations racing with one token). */
-export async function consumeInitialAccessToken(db: Db, token: string): Promise<boolean> {
-  const updated = await db('oidc_payloads').where({ model: 'InitialAccessToken', id: token }).whereNull('consumed_at').update({ consumed_at: new Date() });
+export async function consumeInitialAccessToken(db: Db, secrets: Secrets, token: string): Promise<boolean> {
+  const updated = await db('oidc_payloads')
+    .where({ model: 'InitialAccessToken', id: storedId(secrets, 'InitialAccessToken', token) })
+    .whereNull('consumed_at')
+    .update({ consumed_at: new Date() });
   return affectedRows(updated) > 0;
 }
