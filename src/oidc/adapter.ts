@@ -40,7 +40,7 @@ export class KnexAdapter implements Adapter {
       [
         this.model,
         this.id(id),
-        JSON.stringify(sealPayload(this.secrets, this.model, payload)),
+        JSON.stringify(sealPayload(this.secrets, this.model, id, payload)),
         payload.grantId ?? null,
         payload.userCode ?? null,
         payload.uid ?? null,
@@ -50,7 +50,7 @@ export class KnexAdapter implements Adapter {
   }
 
   find(id: string): Promise<AdapterPayload | undefined> {
-    return this.findWhere('oidc_payloads_find', 'id', this.id(id));
+    return this.findWhere('oidc_payloads_find', 'id', this.id(id), id);
   }
 
   findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -73,7 +73,8 @@ export class KnexAdapter implements Adapter {
     await fastQuery(this.db, 'oidc_payloads_revoke', 'DELETE FROM oidc_payloads WHERE model = $1 AND grant_id = $2', [this.model, grantId]);
   }
 
-  private async findWhere(name: string, column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> {
+  /** `id`: the id as oidc-provider knows it, when the record is looked up by it. */
+  private async findWhere(name: string, column: 'id' | 'uid' | 'user_code', value: string, id?: string): Promise<AdapterPayload | undefined> {
     const [row] = await fastQuery<PayloadRow>(
       this.db,
       name,
@@ -81,7 +82,7 @@ export class KnexAdapter implements Adapter {
       [this.model, value, new Date(Date.now() - GRACE_MS)],
     );
     if (!row) return undefined;
-    const payload = openPayload(this.secrets, this.model, row.payload);
+    const payload = openPayload(this.secrets, this.model, row.payload, id);
     return row.consumed_at ? { ...payload, consumed: Math.floor(row.consumed_at.getTime() / 1000) } : payload;
   }
 }

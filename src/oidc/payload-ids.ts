@@ -28,16 +28,22 @@ export function storedId(secrets: Secrets, model: string, id: string): string {
   return SECRET_ID_MODELS.has(model) ? `${HASHED}${secrets.keyedHash(id, `oidc-id:${model}`)}` : id;
 }
 
+/** Records found by something other than their id (findByUid, findByUserCode) keep the id, encrypted. */
+const FOUND_BY_OTHER_KEYS: ReadonlySet<string> = new Set(['Session', 'DeviceCode']);
+
 /**
- * The payload as stored: for secret models the jti (= the value) encrypted under `_jti`; an interaction's
- * copy of the session cookie (`session.cookie`, when a signed-in user is asked again) likewise.
+ * The payload as stored under `id`. For secret models the jti (oidc-provider's copy of the id) is left
+ * out — `_jti: 1` says to put the id back on reading — or, for records also found by another key, kept
+ * encrypted under `_jti`. An interaction's copy of the session cookie (`session.cookie`, when a signed-in
+ * user is asked again) is encrypted too.
  */
-export function sealPayload(secrets: Secrets, model: string, payload: AdapterPayload): AdapterPayload {
+export function sealPayload(secrets: Secrets, model: string, id: string, payload: AdapterPayload): AdapterPayload {
   if (!SECRET_ID_MODELS.has(model)) return payload;
   let sealed: AdapterPayload = payload;
   if (typeof sealed.jti === 'string') {
     const { jti, ...rest } = sealed;
-    sealed = { ...rest, _jti: secrets.encrypt(jti, `oidc-jti:${model}`) };
+    const keepEncrypted = jti !== id || FOUND_BY_OTHER_KEYS.has(model);
+    sealed = { ...rest, _jti: keepEncrypted ? secrets.encrypt(jti, `oidc-jti:${model}`) : 1 };
   }
   const session = sealed.session as { cookie?: unknown } | undefined;
   if (model === 'Interaction' && typeof session?.cookie === 'string') {
@@ -47,12 +53,14 @@ export function sealPayload(secrets: Secrets, model: string, payload: AdapterPay
   return sealed;
 }
 
-/** The payload as oidc-provider wrote it. */
-export function openPayload(secrets: Secrets, model: string, stored: AdapterPayload): AdapterPayload {
+/** The payload as oidc-provider wrote it; `id` when it was found by its id. */
+export function openPayload(secrets: Secrets, model: string, stored: AdapterPayload, id?: string): AdapterPayload {
   let opened: AdapterPayload = stored;
-  if (typeof opened._jti === 'string') {
+  if (opened._jti !== undefined) {
     const { _jti: jti, ...rest } = opened;
-    opened = { ...rest, jti: secrets.decrypt(jti as string, `oidc-jti:${model}`) };
+    if (typeof jti === 'string') opened = { ...rest, jti: secrets.decrypt(jti, `oidc-jti:${model}`) };
+    else if (id !== undefined) opened = { ...rest, jti: id };
+    else opened = rest;
   }
   const session = opened.session as { _cookie?: unknown } | undefined;
   if (typeof session?._cookie === 'string') {
@@ -76,7 +84,7 @@ export async function rekeyLegacyPayloads(db: Db, secrets: Secrets): Promise<num
   for (const row of rows) {
     await fastQuery(db, 'oidc_payloads_rekey', 'UPDATE oidc_payloads SET id = $1, payload = $2 WHERE model = $3 AND id = $4', [
       storedId(secrets, row.model, row.id),
-      JSON.stringify(sealPayload(secrets, row.model, row.payload)),
+      JSON.stringify(sealPayload(secrets, row.model, row.id, row.payload)),
       row.model,
       row.id,
     ]);

@@ -29,7 +29,7 @@ export async function createInitialAccessToken(db: Db, secrets: Secrets, options
   await db('oidc_payloads').insert({
     model: 'InitialAccessToken',
     id: storedId(secrets, 'InitialAccessToken', token),
-    payload: JSON.stringify(sealPayload(secrets, 'InitialAccessToken', { iat, exp: iat + ttl, jti: token, kind: 'InitialAccessToken', policies })),
+    payload: JSON.stringify(sealPayload(secrets, 'InitialAccessToken', token, { iat, exp: iat + ttl, jti: token, kind: 'InitialAccessToken', policies })),
     expires_at: expiresAt,
   });
   return { initial_access_token: token, expires_at: expiresAt, single_use: !options.reusable };
