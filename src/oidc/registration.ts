@@ -5,7 +5,8 @@
 import type { Db } from '../db/index.js';
 import { affectedRows } from '../db/index.js';
 import { randomToken, type Secrets } from '../security/crypto.js';
-import { sealPayload, storedId } from './payload-ids.js';
+import { KnexAdapter } from './adapter.js';
+import { storedId } from './payload-ids.js';
 
 /** Applies our client rules (checkClientMetadata) to registrations and updates. */
 export const REGISTRATION_POLICY = 'idp-client-rules';
@@ -26,12 +27,8 @@ export async function createInitialAccessToken(db: Db, secrets: Secrets, options
   const iat = Math.floor(Date.now() / 1000);
   const policies = options.reusable ? [REGISTRATION_POLICY] : [REGISTRATION_POLICY, SINGLE_USE_POLICY];
   const expiresAt = new Date((iat + ttl) * 1000);
-  await db('oidc_payloads').insert({
-    model: 'InitialAccessToken',
-    id: storedId(secrets, 'InitialAccessToken', token),
-    payload: JSON.stringify(sealPayload(secrets, 'InitialAccessToken', token, { iat, exp: iat + ttl, jti: token, kind: 'InitialAccessToken', policies })),
-    expires_at: expiresAt,
-  });
+  // Through the adapter, so it is stored exactly as oidc-provider's own records (id as a keyed hash).
+  await new KnexAdapter(db, secrets, 'InitialAccessToken').upsert(token, { iat, exp: iat + ttl, jti: token, kind: 'InitialAccessToken', policies }, ttl);
   return { initial_access_token: token, expires_at: expiresAt, single_use: !options.reusable };
 }
 
